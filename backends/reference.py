@@ -1,0 +1,71 @@
+"""The reference interpreter: runs any verified graph with each operator's numpy semantics.
+
+It is the oracle: passes are checked by running it before and after, native backends are
+checked against it, and constant folding evaluates through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ir import Graph, InputError, LaminaError, TensorType
+from ir.ops import registry
+
+
+def check_inputs(g: Graph, args: Sequence) -> list[np.ndarray]:
+    """Arrays matching the graph's input types exactly, or InputError saying what was expected."""
+    if len(args) != len(g.inputs):
+        sig = ", ".join(f"%{v.name}: {v.type}" for v in g.inputs)
+        raise InputError(f"@{g.name} takes {len(g.inputs)} input(s) ({sig}), got {len(args)}")
+    out = []
+    for v, a in zip(g.inputs, args):
+        a = np.asarray(a)
+        if a.shape != v.type.shape or a.dtype != v.type.np_dtype:
+            try:
+                got = str(TensorType.of(a))
+            except LaminaError:
+                got = f"{a.dtype}{list(a.shape)}"
+            raise InputError(f"input %{v.name} expects {v.type}, got {got}")
+        out.append(a)
+    return out
+
+
+def run_node(node, args: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    opdef = registry.get(node.op)
+    try:
+        out = opdef.compute(*args, **node.attrs)
+    except LaminaError as e:
+        raise type(e)(f"node %{node.name} ({node.op}): {e}") from None
+    out = out if isinstance(out, tuple) else (out,)
+    return tuple(np.asarray(o, dtype=v.type.np_dtype).reshape(v.type.shape)
+                 for o, v in zip(out, node.outputs))
+
+
+def run(g: Graph, *args, keep: bool = False):
+    """Outputs of `g` on `args` as a list of arrays; `keep=True` returns every value too,
+    as a dict name -> array (what numeric bisection compares)."""
+    env: dict[int, np.ndarray] = {id(v): a for v, a in zip(g.inputs, check_inputs(g, args))}
+    for name, v in g.params.items():
+        if name not in g.weights:
+            raise LaminaError(f"weight @{name} has no data")
+        env[id(v)] = g.weights[name]
+    last_use = {}
+    for i, n in enumerate(g.nodes):
+        for v in n.inputs:
+            last_use[id(v)] = i
+    live_out = {id(v) for v in g.outputs}
+    values = {}
+    for i, node in enumerate(g.nodes):
+        outs = run_node(node, [env[id(v)] for v in node.inputs])
+        for v, a in zip(node.outputs, outs):
+            env[id(v)] = a
+            if keep:
+                values[v.name] = a
+        if not keep:  # free what no later node reads, so big models fit
+            for v in node.inputs:
+                if last_use[id(v)] == i and id(v) not in live_out and v.kind == "node":
+                    env.pop(id(v), None)
+    results = [env[id(v)] for v in g.outputs]
+    return (results, values) if keep else results

@@ -1,0 +1,69 @@
+"""Losses: scalar (or per-sample) objectives for training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..types import FLOATS, TensorType
+from ._util import floats, rank_at_least
+from .registry import Attr, Fusion, OpDef, register
+
+REDUCTION = {"reduction": Attr("str", "mean", lambda r: r in ("mean", "sum", "none"),
+                               "'mean', 'sum' or 'none'")}
+
+
+def _reduced(x: TensorType, per_sample: tuple[int, ...], reduction: str) -> TensorType:
+    return x.with_shape(per_sample if reduction == "none" else ())
+
+
+def _ce_infer(logits, target, *, reduction):
+    dtype = floats(logits)
+    rank_at_least(logits, 2, "cross_entropy logits [N, C, ...]")
+    per_sample = (logits.shape[0], *logits.shape[2:])
+    if target.dtype in FLOATS:  # class probabilities, same layout as logits
+        if target.shape != logits.shape or target.dtype != dtype:
+            raise ShapeError(f"probability targets must match the logits {logits}, got {target}")
+    elif target.dtype in ("i32", "i64"):
+        if target.shape != per_sample:
+            raise ShapeError(f"class-index targets must be {list(per_sample)} for logits "
+                             f"{logits}, got {target}")
+    else:
+        raise ShapeError(f"targets must be class indices (int) or probabilities, got {target}")
+    return _reduced(logits, per_sample, reduction)
+
+
+def _reduce(loss, reduction, dtype):
+    out = {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
+    return np.asarray(out, dtype)
+
+
+def _cross_entropy(logits, target, *, reduction):
+    s = logits - logits.max(axis=1, keepdims=True)
+    logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    if target.dtype.kind == "f":
+        loss = -(target * logp).sum(axis=1)
+    else:
+        c = logits.shape[1]
+        if target.size and (target.min() < 0 or target.max() >= c):
+            raise ShapeError(f"class index out of range [0, {c}): min {target.min()}, "
+                             f"max {target.max()}")
+        loss = -np.take_along_axis(logp, np.expand_dims(target, 1), axis=1).squeeze(1)
+    return _reduce(loss, reduction, logits.dtype)
+
+
+register(OpDef("cross_entropy", _ce_infer, _cross_entropy, REDUCTION, (2, 2), Fusion.OPAQUE,
+               "softmax cross-entropy over axis 1 of the logits, against class indices "
+               "[N, ...] or class probabilities shaped like the logits"))
+
+
+def _mse_infer(a, b, *, reduction):
+    floats(a, b)
+    if a.shape != b.shape:
+        raise ShapeError(f"mse_loss operands must have one shape, got {a} and {b}")
+    return _reduced(a, a.shape, reduction)
+
+
+register(OpDef("mse_loss", _mse_infer,
+               lambda a, b, *, reduction: _reduce((a - b) ** 2, reduction, a.dtype),
+               REDUCTION, (2, 2), Fusion.OPAQUE, "squared error, averaged or summed"))

@@ -1,0 +1,281 @@
+"""Neural-network operators: convolution, pooling, normalisation, linear algebra, softmax."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError
+from ..types import TensorType
+from ._util import axis as norm_axis
+from ._util import floats, integer, pair, quad, rank_at_least, window_out
+from .registry import Attr, Fusion, OpDef, register
+
+WINDOW = {"stride": Attr("ints", (1, 1), *pair), "pad": Attr("ints", (0, 0, 0, 0), *quad),
+          "dilation": Attr("ints", (1, 1), *pair)}
+
+
+# ---- conv2d ------------------------------------------------------------------------------
+def _conv_infer(x, w, b=None, *, stride, pad, dilation, groups):
+    dtype = floats(x, w, *([b] if b else []))
+    if x.rank != 4 or w.rank != 4:
+        raise ShapeError(f"conv2d wants x [N,C,H,W] and weight [O,C/groups,KH,KW], got {x}, {w}")
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    if c % groups or o % groups:
+        raise ShapeError(f"groups={groups} must divide input channels {c} and output channels {o}")
+    if cg != c // groups:
+        raise ShapeError(f"input has {c} channels, weight {w} expects {cg * groups} "
+                         f"(groups={groups})")
+    if b is not None and b.shape != (o,):
+        raise ShapeError(f"bias must be [{o}], got {b}")
+    oh = window_out(h, kh, stride[0], pad[0], pad[2], dilation[0])
+    ow = window_out(wd, kw, stride[1], pad[1], pad[3], dilation[1])
+    return TensorType((n, o, oh, ow), dtype)
+
+
+def windows(x, kernel, stride, dilation, out_hw):
+    """[N, C, OH, OW, KH, KW] view of the (already padded) input's sliding windows."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    v = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    return v[:, :, : out_hw[0] * sh : sh, : out_hw[1] * sw : sw, ::dh, ::dw]
+
+
+def _conv(x, w, b=None, *, stride, pad, dilation, groups):
+    n, c = x.shape[:2]
+    o, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3])))
+    oh = window_out(x.shape[2], kh, stride[0], pad[0], pad[2], dilation[0])
+    ow = window_out(x.shape[3], kw, stride[1], pad[1], pad[3], dilation[1])
+    win = windows(xp, (kh, kw), stride, dilation, (oh, ow))  # N C OH OW KH KW
+    cols = win.reshape(n, groups, cg, oh, ow, kh, kw).transpose(0, 1, 3, 4, 2, 5, 6)
+    cols = cols.reshape(n, groups, oh * ow, cg * kh * kw)  # im2col, per group
+    wg = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
+    y = np.matmul(cols, wg).transpose(0, 1, 3, 2).reshape(n, o, oh, ow)
+    return y + b.reshape(1, o, 1, 1) if b is not None else y
+
+
+register(OpDef(
+    "conv2d", _conv_infer, _conv,
+    {**WINDOW, "groups": Attr("int", 1, lambda g: g > 0, "positive")},
+    (2, 3), Fusion.COMPLEX,
+    "2-D cross-correlation, weight [O, C/groups, KH, KW], optional bias [O]; "
+    "pad=[top, left, bottom, right]"))
+
+
+# ---- pooling -----------------------------------------------------------------------------
+POOL = {"kernel": Attr("ints", check=pair[0], rule=pair[1]), **WINDOW,
+        "ceil_mode": Attr("bool", False)}
+
+
+def _pool_infer(x, *, kernel, stride, pad, dilation, ceil_mode, **_):
+    if x.rank != 4:
+        raise ShapeError(f"pooling wants x [N,C,H,W], got {x}")
+    if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2 or pad[2] > kernel[0] // 2 \
+            or pad[3] > kernel[1] // 2:
+        raise ShapeError(f"padding {list(pad)} must be at most half the kernel {list(kernel)}")
+    oh = window_out(x.shape[2], kernel[0], stride[0], pad[0], pad[2], dilation[0], ceil_mode)
+    ow = window_out(x.shape[3], kernel[1], stride[1], pad[1], pad[3], dilation[1], ceil_mode)
+    return TensorType((*x.shape[:2], oh, ow), floats(x))
+
+
+def _pool_windows(x, fill, kernel, stride, pad, dilation, ceil_mode):
+    oh, ow = _pool_infer(TensorType.of(x), kernel=kernel, stride=stride, pad=pad,
+                         dilation=dilation, ceil_mode=ceil_mode).shape[2:]
+    # ceil_mode may need extra room past the bottom/right padding: fill it like padding
+    extra_h = max(0, (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
+                  - (x.shape[2] + pad[0] + pad[2]))
+    extra_w = max(0, (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1
+                  - (x.shape[3] + pad[1] + pad[3]))
+    widths = ((0, 0), (0, 0), (pad[0], pad[2] + extra_h), (pad[1], pad[3] + extra_w))
+    xp = np.pad(x, widths, constant_values=fill)
+    return windows(xp, kernel, stride, dilation, (oh, ow)), widths
+
+
+def _max_pool(x, *, kernel, stride, pad, dilation, ceil_mode):
+    win, _ = _pool_windows(x, -np.inf, kernel, stride, pad, dilation, ceil_mode)
+    return win.max(axis=(4, 5))
+
+
+def _avg_pool(x, *, kernel, stride, pad, dilation, ceil_mode, count_include_pad):
+    win, widths = _pool_windows(x, 0, kernel, stride, pad, dilation, ceil_mode)
+    total = win.sum(axis=(4, 5))
+    # divisor: window cells inside the input (or inside input+explicit pads), never the
+    # extra ceil_mode margin -- torch's and onnxruntime's rule
+    inside = np.zeros((1, 1, *x.shape[2:]), x.dtype)
+    inside = np.pad(inside, widths, constant_values=0)
+    lo_h, lo_w = (0, 0) if count_include_pad else (pad[0], pad[1])
+    hi_h = x.shape[2] + pad[0] + (pad[2] if count_include_pad else 0)
+    hi_w = x.shape[3] + pad[1] + (pad[3] if count_include_pad else 0)
+    inside[..., lo_h:hi_h, lo_w:hi_w] = 1
+    count = windows(inside, kernel, stride, dilation, total.shape[2:]).sum(axis=(4, 5))
+    return (total / count).astype(x.dtype)
+
+
+register(OpDef("max_pool2d", _pool_infer, _max_pool, POOL, (1, 1), Fusion.OPAQUE,
+               "max over windows; padding never wins (it is -inf)"))
+register(OpDef("avg_pool2d", _pool_infer, _avg_pool,
+               {**POOL, "count_include_pad": Attr("bool", True)}, (1, 1), Fusion.OPAQUE,
+               "mean over windows; count_include_pad counts explicit padding in the divisor"))
+
+
+def _gap_infer(x):
+    rank_at_least(x, 3, "global_avg_pool")
+    return TensorType((*x.shape[:2], *(1,) * (x.rank - 2)), floats(x))
+
+
+register(OpDef("global_avg_pool", _gap_infer,
+               lambda x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype),
+               {}, (1, 1), Fusion.REDUCTION, "mean over all spatial axes, kept as size 1"))
+
+
+# ---- normalisation -----------------------------------------------------------------------
+def _bn_infer(x, w, b, mean, var, **_):
+    rank_at_least(x, 2, "batch_norm")
+    c = x.shape[1]
+    for name, t in (("weight", w), ("bias", b), ("running_mean", mean), ("running_var", var)):
+        if t.shape != (c,):
+            raise ShapeError(f"{name} must be [{c}] for {c} channels, got {t}")
+    return TensorType(x.shape, floats(x, w, b, mean, var))
+
+
+def _bn(x, w, b, mean, var, *, eps, momentum, training):
+    axes = (0, *range(2, x.ndim))
+    if training:  # batch statistics, biased variance (as torch normalises)
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    scale = (w / np.sqrt(var + x.dtype.type(eps))).reshape(shape)
+    return ((x - mean.reshape(shape)) * scale + b.reshape(shape)).astype(x.dtype)
+
+
+register(OpDef(
+    "batch_norm", _bn_infer, _bn,
+    {"eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0"),
+     "momentum": Attr("float", 0.1), "training": Attr("bool", False)},
+    (5, 5), Fusion.BROADCAST,
+    "per-channel (axis 1) normalisation: running statistics, or batch statistics in training"))
+
+
+def _ln_infer(x, w=None, b=None, *, axis: int, eps):
+    a = norm_axis(axis, x.rank, "layer_norm axis")
+    for t in (w, b):
+        if t is not None and t.shape != x.shape[a:]:
+            raise ShapeError(f"layer_norm scale/bias must be {list(x.shape[a:])}, got {t}")
+    return TensorType(x.shape, floats(x, *(t for t in (w, b) if t)))
+
+
+def _ln(x, w=None, b=None, *, axis, eps):
+    axes = tuple(range(norm_axis(axis, x.ndim), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + x.dtype.type(eps))
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype)
+
+
+register(OpDef("layer_norm", _ln_infer, _ln,
+               {"axis": Attr("int", -1), "eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0")},
+               (1, 3), Fusion.REDUCTION,
+               "normalise over axes [axis, rank), then scale and shift (ONNX LayerNormalization)"))
+
+
+def _dropout(x, *, ratio, training, seed):
+    if not training or ratio == 0:
+        return x.copy()
+    keep = np.random.default_rng(seed).random(x.shape) >= ratio
+    return np.where(keep, x / x.dtype.type(1 - ratio), x.dtype.type(0)).astype(x.dtype)
+
+
+register(OpDef(
+    "dropout", lambda x, **_: TensorType(x.shape, floats(x)), _dropout,
+    {"ratio": Attr("float", 0.5, lambda p: 0 <= p < 1, "0 <= ratio < 1"),
+     "training": Attr("bool", False), "seed": Attr("int", 0)},
+    (1, 1), Fusion.ELEMENTWISE,
+    "identity in inference; in training zeroes with probability ratio (seeded mask) and "
+    "scales the rest by 1/(1-ratio)"))
+
+
+# ---- linear algebra ----------------------------------------------------------------------
+def _linear_infer(x, w, b=None):
+    dtype = floats(x, w, *([b] if b else []))
+    rank_at_least(x, 1, "linear input")
+    if w.rank != 2:
+        raise ShapeError(f"weight must be [out_features, in_features], got {w}")
+    if x.shape[-1] != w.shape[1]:
+        raise ShapeError(f"input has {x.shape[-1]} features ({x}) but weight {w} expects "
+                         f"{w.shape[1]}")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ShapeError(f"bias must be [{w.shape[0]}], got {b}")
+    return TensorType((*x.shape[:-1], w.shape[0]), dtype)
+
+
+register(OpDef("linear", _linear_infer,
+               lambda x, w, b=None: x @ w.T if b is None else x @ w.T + b,
+               {}, (2, 3), Fusion.COMPLEX,
+               "x @ weight.T + bias, weight [out, in] as torch lays it out"))
+
+
+def _matmul_infer(a, b):
+    dtype = floats(a, b)
+    if a.rank == 0 or b.rank == 0:
+        raise ShapeError(f"matmul needs operands of rank >= 1, got {a}, {b}")
+    k1 = a.shape[-1]
+    k2 = b.shape[0] if b.rank == 1 else b.shape[-2]
+    if k1 != k2:
+        raise ShapeError(f"inner dimensions differ: {a} @ {b}")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"batch dimensions do not broadcast: {a} @ {b}") from None
+    shape = (*batch, *a.shape[-2:-1], *b.shape[-1:] * (b.rank > 1))
+    return TensorType(shape, dtype)
+
+
+register(OpDef("matmul", _matmul_infer, np.matmul, {}, (2, 2), Fusion.COMPLEX,
+               "numpy matmul: batched, broadcasting, 1-D operands promoted and squeezed"))
+
+
+# ---- softmax -----------------------------------------------------------------------------
+def _softmax(x, *, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax(x, *, axis):
+    s = x - x.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+def _softmax_infer(x, *, axis: int):
+    rank_at_least(x, 1, "softmax")
+    norm_axis(axis, x.rank)
+    return TensorType(x.shape, floats(x))
+
+
+register(OpDef("softmax", _softmax_infer, _softmax, {"axis": Attr("int", -1)}, (1, 1),
+               Fusion.REDUCTION, "exp(x - max) / sum(exp(x - max)) along axis"))
+register(OpDef("log_softmax", _softmax_infer, _log_softmax, {"axis": Attr("int", -1)}, (1, 1),
+               Fusion.REDUCTION, "x - max - log(sum(exp(x - max))) along axis"))
+
+
+# ---- gather (embedding) ------------------------------------------------------------------
+def _gather_infer(data, idx, *, axis: int):
+    integer(idx, "gather indices")
+    a = norm_axis(axis, data.rank)
+    return TensorType((*data.shape[:a], *idx.shape, *data.shape[a + 1:]), data.dtype)
+
+
+def _gather(data, idx, *, axis):
+    a = norm_axis(axis, data.ndim)
+    n = data.shape[a]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ShapeError(f"gather index out of range [-{n}, {n}): min {idx.min()}, "
+                         f"max {idx.max()}")
+    return np.take(data, idx, axis=a)
+
+
+register(OpDef("gather", _gather_infer, _gather, {"axis": Attr("int", 0)}, (2, 2),
+               Fusion.INJECTIVE, "rows of data picked by integer indices (embedding lookup); "
+               "negative indices count from the end"))

@@ -1,0 +1,144 @@
+"""Shape operators: each output element reads one input element (TVM's injective ops)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..types import TensorType
+from ._util import axis as norm_axis
+from ._util import same_dtype
+from .registry import Attr, Fusion, OpDef, register
+
+
+def _reshape_infer(x, *, shape):
+    shape = list(shape)
+    if shape.count(-1) > 1 or any(d < -1 for d in shape):
+        raise ShapeError(f"reshape target {shape} may hold at most one -1 and no other negative")
+    known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+    if -1 in shape:
+        if known == 0 or x.size % known:
+            raise ShapeError(f"cannot reshape {x} to {shape}")
+        shape[shape.index(-1)] = x.size // known
+    if int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise ShapeError(f"cannot reshape {x} ({x.size} elements) to {shape}")
+    return TensorType(tuple(shape), x.dtype)
+
+
+register(OpDef("reshape", _reshape_infer, lambda x, shape: x.reshape(shape),
+               {"shape": Attr("ints")}, (1, 1), Fusion.INJECTIVE,
+               "same elements in row-major order, new shape (one -1 is inferred)"))
+
+
+def _flatten_infer(x, *, axis):
+    a = norm_axis(axis, x.rank + 1, "flatten axis")
+    lead = int(np.prod(x.shape[:a], dtype=np.int64))
+    return TensorType((lead, int(np.prod(x.shape[a:], dtype=np.int64))), x.dtype)
+
+
+register(OpDef("flatten", _flatten_infer,
+               lambda x, axis: x.reshape(_flatten_infer(TensorType.of(x), axis=axis).shape),
+               {"axis": Attr("int", 1)}, (1, 1), Fusion.INJECTIVE,
+               "2-D view: axes before `axis` become rows, the rest columns"))
+
+
+def _transpose_infer(x, *, perm):
+    if sorted(perm) != list(range(x.rank)):
+        raise ShapeError(f"perm {list(perm)} is not a permutation of the {x.rank} axes of {x}")
+    return TensorType(tuple(x.shape[p] for p in perm), x.dtype)
+
+
+register(OpDef("transpose", _transpose_infer, lambda x, perm: np.transpose(x, perm),
+               {"perm": Attr("ints")}, (1, 1), Fusion.INJECTIVE, "permute axes"))
+
+
+def _concat_infer(*xs, axis):
+    dtype = same_dtype(*xs)
+    rank = xs[0].rank
+    a = norm_axis(axis, rank)
+    for t in xs:
+        if t.rank != rank or t.shape[:a] + t.shape[a + 1:] != xs[0].shape[:a] + xs[0].shape[a + 1:]:
+            raise ShapeError(f"cannot concatenate {', '.join(map(str, xs))} along axis {axis}")
+    shape = list(xs[0].shape)
+    shape[a] = sum(t.shape[a] for t in xs)
+    return TensorType(tuple(shape), dtype)
+
+
+register(OpDef("concat", _concat_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
+               {"axis": Attr("int")}, (1, None), Fusion.INJECTIVE, "join along an axis"))
+
+
+def _split_infer(x, *, axis, sizes):
+    a = norm_axis(axis, x.rank)
+    if sum(sizes) != x.shape[a]:
+        raise ShapeError(f"split sizes {list(sizes)} do not add up to {x.shape[a]} (axis {axis} "
+                         f"of {x})")
+    return tuple(x.with_shape(x.shape[:a] + (s,) + x.shape[a + 1:]) for s in sizes)
+
+
+register(OpDef("split", _split_infer,
+               lambda x, axis, sizes: tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis)),
+               {"axis": Attr("int", 0),
+                "sizes": Attr("ints", check=lambda v: len(v) > 0 and min(v) >= 0,
+                              rule="one or more sizes >= 0")},
+               (1, 1), Fusion.INJECTIVE, "cut into consecutive pieces along an axis"))
+
+
+def _slices(shape, starts, ends, axes, steps):
+    if not (len(starts) == len(ends) and (not axes or len(axes) == len(starts))
+            and (not steps or len(steps) == len(starts))):
+        raise ShapeError("slice starts, ends, axes and steps must have equal lengths")
+    index = [slice(None)] * len(shape)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        if i >= len(shape) and not axes:
+            raise ShapeError(f"slice has more ranges than the {len(shape)} axes")
+        a = norm_axis(axes[i], len(shape)) if axes else i
+        step = steps[i] if steps else 1
+        if step == 0:
+            raise ShapeError("slice step cannot be 0")
+        index[a] = slice(*slice(s, e, step).indices(shape[a]))
+    return tuple(index)
+
+
+def _slice_infer(x, *, starts, ends, axes, steps):
+    index = _slices(x.shape, starts, ends, axes, steps)
+    return x.with_shape(tuple(len(range(*s.indices(d))) for s, d in zip(index, x.shape)))
+
+
+register(OpDef("slice", _slice_infer,
+               lambda x, **a: x[_slices(x.shape, **a)].copy(),
+               {"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints", ()),
+                "steps": Attr("ints", ())},
+               (1, 1), Fusion.INJECTIVE,
+               "python slicing per axis (clamped as python clamps); axes default to 0, 1, ..."))
+
+
+def _pad_infer(x, *, pads, mode, value):
+    if len(pads) != 2 * x.rank:
+        raise ShapeError(f"pads needs {2 * x.rank} entries (begins, then ends) for {x}")
+    shape = tuple(d + pads[i] + pads[i + x.rank] for i, d in enumerate(x.shape))
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"negative pads {list(pads)} cut {x} below zero")
+    if mode == "reflect" and any(max(pads[i], pads[i + x.rank]) >= max(d, 1)
+                                 for i, d in enumerate(x.shape)):
+        raise ShapeError(f"reflect padding {list(pads)} must be smaller than the axes of {x}")
+    return x.with_shape(shape)
+
+
+def _pad(x, *, pads, mode, value):
+    r = x.ndim
+    crop = tuple(slice(max(-pads[i], 0), x.shape[i] - max(-pads[i + r], 0)) for i in range(r))
+    width = [(max(pads[i], 0), max(pads[i + r], 0)) for i in range(r)]
+    x = x[crop]
+    if mode == "constant":
+        return np.pad(x, width, constant_values=x.dtype.type(value))
+    return np.pad(x, width, mode=mode)
+
+
+register(OpDef("pad", _pad_infer, _pad,
+               {"pads": Attr("ints"), "value": Attr("float", 0.0),
+                "mode": Attr("str", "constant", lambda m: m in ("constant", "reflect", "edge"),
+                             "'constant', 'reflect' or 'edge'")},
+               (1, 1), Fusion.INJECTIVE,
+               "pads = [begin_0, ..., begin_n, end_0, ..., end_n] as ONNX orders them; "
+               "negative pads crop"))

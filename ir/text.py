@@ -1,0 +1,245 @@
+"""The textual IR: printed for people, parsed back by `parse`.
+
+    graph @main(%x: f32[1,3,8,8]) -> (f32[1,4,8,8]) {
+      @conv1.weight: f32[4,3,3,3]
+      %conv1: f32[1,4,8,8] = conv2d(%x, @conv1.weight) {pad=[1,1,1,1]}
+      return %conv1
+    }
+
+Weights appear by name and type; their data travels beside the text (see `save`).
+Attributes equal to their declared default are not printed. `#` starts a comment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from .errors import LaminaError, ParseError
+from .graph import Graph, Value, infer_types
+from .ops import registry
+from .types import DTYPES, TensorType
+
+
+# ---- printing ------------------------------------------------------------------------------
+def format_attr(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else {"inf": "inf", "-inf": "-inf"}.get(
+            repr(value), "nan")
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        return "[" + ",".join(format_attr(v) for v in value) + "]"
+    return str(value)
+
+
+def format_attrs(node) -> str:
+    specs = node.opdef.attrs
+    shown = {k: v for k, v in node.attrs.items() if k not in specs or v != specs[k].default}
+    if not shown:
+        return ""
+    return " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in shown.items()) + "}"
+
+
+def format_node(node) -> str:
+    outs = ", ".join(f"{v.ref}: {v.type}" for v in node.outputs)
+    args = ", ".join(v.ref for v in node.inputs)
+    return f"{outs} = {node.op}({args}){format_attrs(node)}"
+
+
+def print_graph(g: Graph, comments: dict | None = None) -> str:
+    """The graph as text; `comments` maps a node to a note printed after it (`# ...`)."""
+    sig = ", ".join(f"{v.ref}: {v.type}" for v in g.inputs)
+    rets = ", ".join(str(v.type) for v in g.outputs)
+    lines = [f"graph @{g.name}({sig}) -> ({rets}) {{"]
+    lines += [f"  {v.ref}: {v.type}" for v in g.params.values()]
+    for node in g.nodes:
+        note = comments.get(node) if comments else None
+        lines.append(f"  {format_node(node)}" + (f"  # {note}" if note else ""))
+    lines.append("  return " + ", ".join(v.ref for v in g.outputs))
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# ---- parsing -------------------------------------------------------------------------------
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+|\#[^\n]*)
+      | (?P<ref>[%@][A-Za-z0-9_.]+)
+      | (?P<num>-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)(?![A-Za-z0-9_]))
+      | (?P<str>"(?:[^"\\]|\\.)*")
+      | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
+      | (?P<punct>->|[()\[\]{},:=])
+    """,
+    re.VERBOSE,
+)
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks: list[tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None:
+                self.fail(f"unexpected character {text[pos]!r}", pos)
+            if m.lastgroup != "ws":
+                self.toks.append((m.lastgroup, m.group(), pos))
+            pos = m.end()
+        self.toks.append(("eof", "", len(text)))
+        self.i = 0
+
+    def fail(self, msg: str, pos: int | None = None):
+        if pos is None:
+            pos = self.toks[self.i][2]
+        line = self.text.count("\n", 0, pos) + 1
+        col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
+        raise ParseError(f"line {line}, column {col}: {msg}")
+
+    def peek(self, value: str | None = None) -> bool:
+        kind, text, _ = self.toks[self.i]
+        return value is None or text == value
+
+    def next(self, kind: str | None = None, value: str | None = None) -> str:
+        k, text, _ = self.toks[self.i]
+        if (kind and k != kind) or (value and text != value):
+            self.fail(f"expected {value or kind}, found {text or 'end of input'!r}")
+        self.i += 1
+        return text
+
+    def accept(self, value: str) -> bool:
+        if self.toks[self.i][1] == value:
+            self.i += 1
+            return True
+        return False
+
+    def comma_list(self, item, close: str) -> list:
+        out = []
+        if not self.accept(close):
+            out.append(item())
+            while self.accept(","):
+                out.append(item())
+            self.next(value=close)
+        return out
+
+    # grammar --------------------------------------------------------------------------------
+    def type(self) -> TensorType:
+        dtype = self.next("ident")
+        if dtype not in DTYPES:
+            self.fail(f"unknown dtype {dtype!r}", self.toks[self.i - 1][2])
+        self.next(value="[")
+        shape = self.comma_list(lambda: int(self.next("num")), "]")
+        return TensorType(tuple(shape), dtype)
+
+    def literal(self):
+        kind, text, _ = self.toks[self.i]
+        if self.accept("["):
+            return tuple(self.comma_list(self.literal, "]"))
+        self.i += 1
+        if kind == "num":
+            return float(text) if re.search(r"[.eEna]", text) else int(text)
+        if kind == "str":
+            return json.loads(text)
+        if text in ("true", "false"):
+            return text == "true"
+        self.i -= 1
+        self.fail(f"expected an attribute value, found {text!r}")
+
+    def graph(self, weights: dict | None) -> Graph:
+        self.next(value="graph")
+        g = Graph(self.next("ref")[1:])
+        self.next(value="(")
+
+        def arg():
+            name = self.next("ref")
+            self.next(value=":")
+            return g.add_input(name[1:], self.type())
+
+        self.comma_list(arg, ")")
+        self.next(value="->")
+        self.next(value="(")
+        ret_types = self.comma_list(self.type, ")")
+        self.next(value="{")
+        env: dict[str, Value] = {"%" + v.name: v for v in g.inputs}
+        while not self.peek("return"):
+            start = self.toks[self.i][2]
+            if self.toks[self.i][1].startswith("@"):
+                name = self.next("ref")
+                self.next(value=":")
+                data = (weights or {}).get(name[1:])
+                env[name] = g.add_weight(name[1:], type=self.type())
+                if data is not None:
+                    if TensorType.of(data) != env[name].type:
+                        self.fail(f"weight {name} data is {TensorType.of(data)}, "
+                                  f"declared {env[name].type}", start)
+                    g.weights[name[1:]] = data
+            else:
+                self.node(g, env, start)
+        self.next(value="return")
+        outs = self.comma_list(lambda: self.use(env), "}") if not self.peek("}") else []
+        if self.peek("}"):
+            self.next(value="}")
+        g.outputs = outs
+        if [v.type for v in outs] != ret_types:
+            self.fail("returned types do not match the signature")
+        return g
+
+    def use(self, env) -> Value:
+        pos = self.toks[self.i][2]
+        name = self.next("ref")
+        if name not in env:
+            self.fail(f"use of undefined value {name}", pos)
+        return env[name]
+
+    def node(self, g: Graph, env, start: int) -> None:
+        results = []
+        while True:
+            results.append((self.next("ref"), self.toks[self.i - 1][2]))
+            self.next(value=":")
+            results[-1] += (self.type(),)
+            if not self.accept(","):
+                break
+        self.next(value="=")
+        op = self.next("ident")
+        self.next(value="(")
+        args = self.comma_list(lambda: self.use(env), ")")
+        attrs = {}
+        if self.accept("{"):
+            def kv():
+                key = self.next("ident")
+                self.next(value="=")
+                attrs[key] = self.literal()
+            self.comma_list(kv, "}")
+        first = results[0][0][1:]
+        where = f"node %{first} ({op})"
+        try:
+            opdef = registry.get(op)
+            opdef.check_arity(len(args), where)
+            attrs = opdef.check_attrs(attrs, where)
+            inferred = infer_types(opdef, [a.type for a in args], attrs, where)
+        except LaminaError as e:
+            self.fail(str(e), start)
+        declared = [t for _, _, t in results]
+        if list(inferred) != declared:
+            self.fail(f"{where}: declared types {', '.join(map(str, declared))} but the "
+                      f"operator infers {', '.join(map(str, inferred))}", start)
+        for ref, pos, _ in results:
+            if ref in env or ref[1:] in g._names:
+                self.fail(f"value {ref} defined twice", pos)
+        node = g.create_node(op, args, attrs, name=first, types=declared)
+        for (ref, _, _), value in zip(results, node.outputs):
+            if value.name != ref[1:]:  # the graph picks output names; the text's win
+                g._names.discard(value.name)
+                value.name = g._claim(ref[1:])
+            env[ref] = value
+
+
+def parse(text: str, weights: dict | None = None) -> Graph:
+    """Read IR text back into a Graph; `weights` supplies the data of declared weights."""
+    p = _Parser(text)
+    g = p.graph(weights)
+    p.next("eof")
+    return g
