@@ -21,7 +21,8 @@ from .errors import LaminaError, VerifyError
 from .ops import registry
 from .types import TensorType
 
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# names may start with a digit: torch's state_dict keys do (`0.weight` in a Sequential)
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
 
 
 class Value:
@@ -199,7 +200,8 @@ class Graph:
     def erase_node(self, node: Node) -> None:
         for out in node.outputs:
             if out.uses or any(o is out for o in self.outputs):
-                raise VerifyError(f"cannot erase node %{node.name} ({node.op}): its value is in use")
+                raise VerifyError(
+                    f"cannot erase node %{node.name} ({node.op}): its value is in use")
         node._set_inputs(())
         self.nodes.remove(node)
         for out in node.outputs:

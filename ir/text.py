@@ -100,7 +100,7 @@ class _Parser:
         raise ParseError(f"line {line}, column {col}: {msg}")
 
     def peek(self, value: str | None = None) -> bool:
-        kind, text, _ = self.toks[self.i]
+        text = self.toks[self.i][1]
         return value is None or text == value
 
     def next(self, kind: str | None = None, value: str | None = None) -> str:

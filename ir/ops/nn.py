@@ -42,7 +42,7 @@ def windows(x, kernel, stride, dilation, out_hw):
 
 
 def _conv(x, w, b=None, *, stride, pad, dilation, groups):
-    n, c = x.shape[:2]
+    n = x.shape[0]
     o, cg, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3])))
     oh = window_out(x.shape[2], kh, stride[0], pad[0], pad[2], dilation[0])

@@ -31,7 +31,9 @@ register(OpDef("reshape", _reshape_infer, lambda x, shape: x.reshape(shape),
 
 
 def _flatten_infer(x, *, axis):
-    a = norm_axis(axis, x.rank + 1, "flatten axis")
+    if not -x.rank <= axis <= x.rank:  # ONNX: axis in [-rank, rank], negative counts from rank
+        raise ShapeError(f"flatten axis {axis} is out of range for rank {x.rank}")
+    a = axis + x.rank if axis < 0 else axis
     lead = int(np.prod(x.shape[:a], dtype=np.int64))
     return TensorType((lead, int(np.prod(x.shape[a:], dtype=np.int64))), x.dtype)
 
@@ -73,7 +75,7 @@ def _split_infer(x, *, axis, sizes):
     if sum(sizes) != x.shape[a]:
         raise ShapeError(f"split sizes {list(sizes)} do not add up to {x.shape[a]} (axis {axis} "
                          f"of {x})")
-    return tuple(x.with_shape(x.shape[:a] + (s,) + x.shape[a + 1:]) for s in sizes)
+    return tuple(x.with_shape((*x.shape[:a], s, *x.shape[a + 1:])) for s in sizes)
 
 
 register(OpDef("split", _split_infer,
@@ -96,7 +98,7 @@ def _slices(shape, starts, ends, axes, steps):
         step = steps[i] if steps else 1
         if step == 0:
             raise ShapeError("slice step cannot be 0")
-        index[a] = slice(*slice(s, e, step).indices(shape[a]))
+        index[a] = slice(s, e, step)  # not .indices(): its stop -1 would read as "last"
     return tuple(index)
 
 

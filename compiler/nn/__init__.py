@@ -1,0 +1,32 @@
+"""Layers a deep-learning user recognises at once, with torch.nn's names and conventions."""
+
+from .init import manual_seed
+from .layers import (
+    GELU,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    MaxPool2d,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .loss import CrossEntropyLoss, MSELoss
+from .module import Module, ModuleList, Sequential, StateDictError
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+
+__all__ = [
+    "GELU", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d",
+    "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Identity", "LayerNorm", "LeakyReLU",
+    "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleList", "ReLU", "ReLU6",
+    "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh", "manual_seed",
+]

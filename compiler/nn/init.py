@@ -1,0 +1,28 @@
+"""Parameter initialisation with torch's default rules, from one seedable generator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_state = {"rng": np.random.default_rng(0)}
+
+
+def manual_seed(seed: int) -> None:
+    """Make every later layer construction reproducible (torch.manual_seed's role)."""
+    _state["rng"] = np.random.default_rng(seed)
+
+
+def uniform(shape, bound: float) -> np.ndarray:
+    return _state["rng"].uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+def normal(shape, std: float = 1.0) -> np.ndarray:
+    return (_state["rng"].standard_normal(shape) * std).astype(np.float32)
+
+
+def fan_in_uniform(shape, fan_in: int) -> np.ndarray:
+    """torch's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (kaiming_uniform with a=sqrt(5) reduces to this bound)."""
+    return uniform(shape, 1 / math.sqrt(fan_in) if fan_in else 0.0)
