@@ -8,6 +8,14 @@
 
 Weights appear by name and type; their data travels beside the text (see `save`).
 Attributes equal to their declared default are not printed. `#` starts a comment.
+A graph-valued attribute (the body of a fused operator) prints as a nested graph, its
+lines indented under the node that holds it:
+
+    %f: f32[4] = fused_elementwise(%x, @b) {body=graph @body(%p0: f32[4], %p1: f32[4]) -> (f32[4]) {
+      %t: f32[4] = add(%p0, %p1)
+      %y: f32[4] = relu(%t)
+      return %y
+    }}
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ def format_attr(value) -> str:
         return json.dumps(value)
     if isinstance(value, tuple):
         return "[" + ",".join(format_attr(v) for v in value) + "]"
+    if isinstance(value, Graph):
+        return print_graph(value)
     return str(value)
 
 
 def format_attrs(node) -> str:
     specs = node.opdef.attrs
-    shown = {k: v for k, v in node.attrs.items() if k not in specs or v != specs[k].default}
+    shown = {k: v for k, v in node.attrs.items()
+             if k not in specs or registry.attr_key(v) != registry.attr_key(specs[k].default)}
     if not shown:
         return ""
     return " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in shown.items()) + "}"
@@ -58,7 +69,8 @@ def print_graph(g: Graph, comments: dict | None = None) -> str:
     lines += [f"  {v.ref}: {v.type}" for v in g.params.values()]
     for node in g.nodes:
         note = comments.get(node) if comments else None
-        lines.append(f"  {format_node(node)}" + (f"  # {note}" if note else ""))
+        text = format_node(node).replace("\n", "\n  ")  # nested graphs indent one level
+        lines.append(f"  {text}" + (f"  # {note}" if note else ""))
     lines.append("  return " + ", ".join(v.ref for v in g.outputs))
     lines.append("}")
     return "\n".join(lines)
@@ -131,13 +143,22 @@ class _Parser:
         if dtype not in DTYPES:
             self.fail(f"unknown dtype {dtype!r}", self.toks[self.i - 1][2])
         self.next(value="[")
-        shape = self.comma_list(lambda: int(self.next("num")), "]")
+        shape = self.comma_list(self.dim, "]")
         return TensorType(tuple(shape), dtype)
+
+    def dim(self) -> int:
+        text = self.next("num")
+        if not text.isdigit():
+            self.fail(f"dimension must be a non-negative integer, found {text!r}",
+                      self.toks[self.i - 1][2])
+        return int(text)
 
     def literal(self):
         kind, text, _ = self.toks[self.i]
         if self.accept("["):
             return tuple(self.comma_list(self.literal, "]"))
+        if kind == "ident" and text == "graph":
+            return self.graph(None)  # a nested graph: the body of a fused operator
         self.i += 1
         if kind == "num":
             return float(text) if re.search(r"[.eEna]", text) else int(text)
@@ -154,9 +175,10 @@ class _Parser:
         self.next(value="(")
 
         def arg():
+            pos = self.toks[self.i][2]
             name = self.next("ref")
             self.next(value=":")
-            return g.add_input(name[1:], self.type())
+            return self.define(g.add_input, name[1:], self.type(), pos)
 
         self.comma_list(arg, ")")
         self.next(value="->")
@@ -170,7 +192,7 @@ class _Parser:
                 name = self.next("ref")
                 self.next(value=":")
                 data = (weights or {}).get(name[1:])
-                env[name] = g.add_weight(name[1:], type=self.type())
+                env[name] = self.define(g.add_weight, name[1:], self.type(), start)
                 if data is not None:
                     if TensorType.of(data) != env[name].type:
                         self.fail(f"weight {name} data is {TensorType.of(data)}, "
@@ -178,14 +200,23 @@ class _Parser:
                     g.weights[name[1:]] = data
             else:
                 self.node(g, env, start)
+        ret_pos = self.toks[self.i][2]
         self.next(value="return")
-        outs = self.comma_list(lambda: self.use(env), "}") if not self.peek("}") else []
-        if self.peek("}"):
-            self.next(value="}")
+        if self.accept("}"):  # `return` of nothing
+            outs = []
+        else:
+            outs = self.comma_list(lambda: self.use(env), "}")
         g.outputs = outs
         if [v.type for v in outs] != ret_types:
-            self.fail("returned types do not match the signature")
+            self.fail("returned types do not match the signature", ret_pos)
         return g
+
+    def define(self, add, name: str, type: TensorType, pos: int) -> Value:
+        """Declare a graph input or weight; a duplicate name is a parse error at `pos`."""
+        try:
+            return add(name, type=type)
+        except LaminaError as e:
+            self.fail(str(e), pos)
 
     def use(self, env) -> Value:
         pos = self.toks[self.i][2]

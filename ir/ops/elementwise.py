@@ -51,7 +51,12 @@ unary("leaky_relu", lambda x, alpha: np.where(x >= 0, x, x * x.dtype.type(alpha)
       "x if x >= 0 else alpha * x", {"alpha": Attr("float", 0.01)})
 unary("elu", lambda x, alpha: np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(x)),
       "x if x > 0 else alpha * (exp(x) - 1)", {"alpha": Attr("float", 1.0)})
-unary("sigmoid", lambda x: 0.5 * (1 + np.tanh(0.5 * x)), "1 / (1 + exp(-x)), via tanh for range")
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))  # never overflows; keeps relative precision in both tails
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+unary("sigmoid", _sigmoid, "1 / (1 + exp(-x))")
 unary("tanh", np.tanh, "hyperbolic tangent")
 unary("softplus", lambda x: np.logaddexp(0, x), "log(1 + exp(x)), stable for large x")
 _GELU_C = math.sqrt(2 / math.pi)

@@ -233,7 +233,8 @@ def _matmul_infer(a, b):
     return TensorType(shape, dtype)
 
 
-register(OpDef("matmul", _matmul_infer, np.matmul, {}, (2, 2), Fusion.COMPLEX,
+register(OpDef("matmul", _matmul_infer, lambda a, b: np.asarray(np.matmul(a, b)), {}, (2, 2),
+               Fusion.COMPLEX,
                "numpy matmul: batched, broadcasting, 1-D operands promoted and squeezed"))
 
 
@@ -273,7 +274,7 @@ def _gather(data, idx, *, axis):
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise ShapeError(f"gather index out of range [-{n}, {n}): min {idx.min()}, "
                          f"max {idx.max()}")
-    return np.take(data, idx, axis=a)
+    return np.asarray(np.take(data, idx, axis=a))  # an array even when picking one element
 
 
 register(OpDef("gather", _gather_infer, _gather, {"axis": Attr("int", 0)}, (2, 2),

@@ -88,9 +88,33 @@ def _floats(v):
     return tuple(_float(x) for x in v)
 
 
+@_kind("graph")
+def _graph(v):
+    from ..graph import Graph  # late: graph.py imports this module
+
+    if not isinstance(v, Graph):
+        raise TypeError
+    return v  # the same object: a node's attrs compare by identity once normalised
+
+
+def attr_key(value):
+    """A hashable, exact stand-in for an attribute value, for CSE and default comparison:
+    a graph by its printed text, a float by its repr (so -0.0 and nan are told apart)."""
+    from ..graph import Graph
+
+    if isinstance(value, tuple):
+        return tuple(attr_key(v) for v in value)
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, Graph):
+        return ("graph", str(value))
+    return value
+
+
 @dataclass(frozen=True)
 class Attr:
-    """One attribute: its kind (int, float, bool, str, ints, floats), default and validity rule."""
+    """One attribute: its kind (int, float, bool, str, ints, floats, graph), default and
+    validity rule."""
 
     kind: str
     default: Any = REQUIRED

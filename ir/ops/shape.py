@@ -121,9 +121,13 @@ def _pad_infer(x, *, pads, mode, value):
     shape = tuple(d + pads[i] + pads[i + x.rank] for i, d in enumerate(x.shape))
     if any(d < 0 for d in shape):
         raise ShapeError(f"negative pads {list(pads)} cut {x} below zero")
-    if mode == "reflect" and any(max(pads[i], pads[i + x.rank]) >= max(d, 1)
-                                 for i, d in enumerate(x.shape)):
-        raise ShapeError(f"reflect padding {list(pads)} must be smaller than the axes of {x}")
+    for i, d in enumerate(x.shape):  # reflect and edge read what is left after cropping
+        kept, grow = d + min(pads[i], 0) + min(pads[i + x.rank], 0), max(pads[i], pads[i + x.rank])
+        if mode == "reflect" and 0 < grow >= kept:
+            raise ShapeError(f"reflect padding {list(pads)} must be smaller than the axes of "
+                             f"{x} (after cropping)")
+        if mode == "edge" and grow > 0 and kept == 0:
+            raise ShapeError(f"edge padding {list(pads)} of {x} extends an empty axis")
     return x.with_shape(shape)
 
 

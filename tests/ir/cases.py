@@ -4,8 +4,9 @@ Each `Case` applies one registered operator (with one set of attributes) to fixe
 data. `case.graph()` builds the Lamina graph; `case.onnx_model()` builds the ONNX peer from
 `onnx.helper`, which onnxruntime runs as an independent check of the reference semantics.
 The ONNX nodes read the Lamina argument names and write `y` (or `y0`, `y1`, ... for several
-outputs). The concrete cases live in `cases_elementwise.py` and `cases_nn.py`; `BY_OP` maps
-each operator name to its cases so that an operator without a peer test is noticed.
+outputs). The concrete cases live in `cases_elementwise.py`, `cases_shape.py`, `cases_nn.py`
+and `cases_fused.py`; `BY_OP` maps each operator name to its cases so that an operator
+without a peer test is noticed.
 """
 
 from __future__ import annotations
@@ -112,11 +113,11 @@ def by_op() -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = defaultdict(list)
     for c in CASES:
         out[c.op].append(c)
-    return out
+    return dict(out)
 
 
 def _load() -> None:
-    from . import cases_elementwise, cases_nn, cases_shape  # noqa: F401  (they append)
+    from . import cases_elementwise, cases_fused, cases_nn, cases_shape  # noqa: F401
 
 
 _load()

@@ -16,6 +16,8 @@ POSITIVE = uniform(0.01, 10, 3, 5)
 
 case("relu", "f32", {"x": X}, N("Relu", "x"))
 case("relu", "wide", {"x": WIDE}, N("Relu", "x"))
+case("relu", "nan", {"x": f32([np.nan, -1.0, 2.0])}, N("Relu", "x"))
+case("relu", "f64", {"x": X.astype(np.float64)}, N("Relu", "x"))
 case("relu6", "f32", {"x": X * 3}, N("Clip", "x", "lo", "hi"),
      consts={"lo": f32(0), "hi": f32(6)})
 case("leaky_relu", "default", {"x": X}, N("LeakyRelu", "x", alpha=0.01))
@@ -24,7 +26,9 @@ case("elu", "default", {"x": X}, N("Elu", "x", alpha=1.0))
 case("elu", "alpha0.5", {"x": X}, N("Elu", "x", alpha=0.5), attrs={"alpha": 0.5})
 case("sigmoid", "f32", {"x": X}, N("Sigmoid", "x"))
 case("sigmoid", "wide", {"x": WIDE}, N("Sigmoid", "x"))
+case("sigmoid", "f64", {"x": WIDE.astype(np.float64)}, N("Sigmoid", "x"), rtol=1e-12, atol=1e-15)
 case("tanh", "f32", {"x": X}, N("Tanh", "x"))
+case("tanh", "f64", {"x": X.astype(np.float64)}, N("Tanh", "x"), rtol=1e-12, atol=1e-15)
 case("tanh", "wide", {"x": WIDE}, N("Tanh", "x"))
 case("softplus", "f32", {"x": X}, N("Softplus", "x"))
 case("softplus", "wide", {"x": WIDE}, N("Softplus", "x"))
@@ -52,6 +56,8 @@ case("clip", "min_only", {"x": X}, N("Clip", "x", "lo"), attrs={"min": 0.5},
      consts={"lo": f32(0.5)})
 case("clip", "max_only", {"x": X}, N("Clip", "x", "", "hi"), attrs={"max": -0.5},
      consts={"hi": f32(-0.5)})
+case("clip", "min_above_max", {"x": X}, N("Clip", "x", "lo", "hi"),
+     attrs={"min": 1.0, "max": -1.0}, consts={"lo": f32(1.0), "hi": f32(-1.0)})
 case("clip", "f64", {"x": X.astype(np.float64)}, N("Clip", "x", "lo", "hi"),
      attrs={"min": -1.0, "max": 1.0},
      consts={"lo": np.array(-1.0, np.float64), "hi": np.array(1.0, np.float64)})
@@ -139,6 +145,10 @@ for _op, _onnx in REDUCE.items():
              consts={"axes": i64(*_axes)} if _axes else {})
     case(_op, "f64", {"x": R.astype(np.float64)}, N(_onnx, "x", "axes", keepdims=0),
          attrs={"axes": (2,)}, consts={"axes": i64(2)}, rtol=1e-12, atol=1e-14)
+    case(_op, "scalar", {"x": f32(2.5)}, N(_onnx, "x", keepdims=0))
+    if _op in ("reduce_max", "reduce_min"):
+        case(_op, "nan", {"x": f32([[np.nan, -1.0], [1.0, 2.0]])},
+             N(_onnx, "x", "axes", keepdims=0), attrs={"axes": (1,)}, consts={"axes": i64(1)})
 
 # ---- losses --------------------------------------------------------------------------------
 LOGITS = randn(4, 5, scale=2)
@@ -149,6 +159,8 @@ for _red in ("mean", "sum", "none"):
          attrs={"reduction": _red})
 case("cross_entropy", "index_i32", {"logits": LOGITS, "target": LABELS.astype(np.int32)},
      N("SoftmaxCrossEntropyLoss", "logits", "target"))
+case("cross_entropy", "f64", {"logits": LOGITS.astype(np.float64), "target": LABELS},
+     N("SoftmaxCrossEntropyLoss", "logits", "target"), rtol=1e-12, atol=1e-14)
 case("cross_entropy", "spatial", {"logits": randn(2, 5, 3), "target": randint(0, 5, 2, 3)},
      N("SoftmaxCrossEntropyLoss", "logits", "target"))
 case("cross_entropy", "spatial_none", {"logits": randn(2, 4, 3, 2),
@@ -176,3 +188,6 @@ for _red, _last in (("mean", "ReduceMean"), ("sum", "ReduceSum"), ("none", None)
     if _last:
         _nodes.append(N(_last, "sq", keepdims=0))
     case("mse_loss", _red, {"a": _A, "b": _B}, _nodes, attrs={"reduction": _red})
+case("mse_loss", "f64", {"a": _A.astype(np.float64), "b": _B.astype(np.float64)},
+     [N("Sub", "a", "b", out="d"), N("Mul", "d", "d", out="sq"), N("ReduceMean", "sq", keepdims=0)],
+     rtol=1e-12, atol=1e-14)

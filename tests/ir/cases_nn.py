@@ -72,6 +72,10 @@ for _name, _xs, _attrs in POOL:
         case("avg_pool2d", f"{_name}_{'incl' if _cip else 'excl'}_pad", {"x": _x},
              N("AveragePool", "x", count_include_pad=int(_cip), **_window(_attrs, pool=True)),
              attrs={**_attrs, "count_include_pad": _cip})
+case("max_pool2d", "f64", {"x": randn(1, 2, 5, 5, dtype=np.float64)},
+     N("MaxPool", "x", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+     attrs={"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1, 1, 1)})
+# (onnxruntime's CPU provider has no float64 AveragePool or GlobalAveragePool)
 case("max_pool2d", "negative_input", {"x": -uniform(1, 2, 1, 1, 4, 4)},
      N("MaxPool", "x", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
      attrs={"kernel": (3, 3), "pad": (1, 1, 1, 1)})
@@ -92,6 +96,12 @@ _args = {"x": randn(3, 2, 4, 4) + 1, "w": randn(2), "b": randn(2), "mean": randn
 case("batch_norm", "training", _args,
      N("BatchNormalization", *_args, out=["y", "rm", "rv"], training_mode=1, momentum=0.9),
      attrs={"training": True}, weights=("w", "b", "mean", "var"), rtol=1e-5, atol=1e-5)
+
+_args = {"x": randn(2, 3, 4, dtype=np.float64), "w": randn(3, dtype=np.float64),
+         "b": randn(3, dtype=np.float64), "mean": randn(3, dtype=np.float64),
+         "var": uniform(0.2, 3, 3, dtype=np.float64)}
+case("batch_norm", "f64", _args, N("BatchNormalization", *_args), weights=("w", "b", "mean", "var"),
+     rtol=1e-12, atol=1e-14)
 
 L = randn(2, 3, 8, scale=3)
 for _name, _axis, _scale, _bias, _eps in [
@@ -115,6 +125,10 @@ for _name, _axis, _scale, _bias, _eps in [
 
 case("dropout", "inference", {"x": randn(2, 3, 4)}, N("Dropout", "x", "ratio"),
      attrs={"ratio": 0.3}, consts={"ratio": f32(0.3)})
+case("layer_norm", "f64", {"x": L.astype(np.float64), "w": randn(8, dtype=np.float64),
+                           "b": randn(8, dtype=np.float64)},
+     N("LayerNormalization", "x", "w", "b"), weights=("w", "b"), rtol=1e-12, atol=1e-13)
+case("dropout", "f64", {"x": randn(2, 3, dtype=np.float64)}, N("Dropout", "x"))
 case("dropout", "default", {"x": randn(5)}, N("Dropout", "x"))
 case("dropout", "training_ratio0", {"x": randn(3, 4)}, N("Dropout", "x", "ratio", "train"),
      attrs={"ratio": 0.0, "training": True},

@@ -78,6 +78,9 @@ for _name, _x, _pads, _mode, _value in [
     ("crop_edge", P3, (0, -1, 2, 1, 2, -2), "edge", 0.0),
     ("crop_reflect", P3, (0, 1, -1, 0, -1, 2), "reflect", 0.0),
     ("i32", randint(0, 9, 3, 2, dtype=np.int32), (1, 0, 0, 1), "constant", 7.0),
+    ("reflect_largest", P, (2, 0, 2, 3), "reflect", 0.0),  # widest the axes allow
+    ("reflect_after_crop", P, (0, -2, 0, 1), "reflect", 0.0),
+    ("crop_to_empty", P, (0, -4, 0, 2), "constant", -1.0),
 ]:
     _const = np.array(_value, _x.dtype)
     case("pad", _name, {"x": _x}, N("Pad", "x", "pads", "value", mode=_mode),
@@ -97,5 +100,9 @@ case("gather", "axis_neg", {"x": randn(3, 5, 2), "idx": i64(1, 1, 0)},
      N("Gather", "x", "idx", axis=-1), attrs={"axis": -1})
 case("gather", "scalar_index", {"x": randn(3, 5), "idx": np.array(2, np.int64)},
      N("Gather", "x", "idx", axis=1), attrs={"axis": 1})
+case("gather", "vector_scalar_index", {"x": randn(5), "idx": np.array(-2, np.int64)},
+     N("Gather", "x", "idx"))
+case("gather", "bool_data", {"x": np.array([True, False, True]), "idx": i64(1, 1, 0)},
+     N("Gather", "x", "idx"))
 case("gather", "i64_data", {"x": randint(0, 99, 4, 3), "idx": i64(3, 0)},
      N("Gather", "x", "idx"))
