@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir import ShapeError
 from ir import ops as _ops
 
-from .tracing import TraceError, op
+from .tracing import op, where
 
 
 def _pair(v) -> tuple[int, int]:
@@ -60,10 +61,21 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def adaptive_avg_pool2d(x, output_size=1):
-    if _pair(output_size) != (1, 1):
-        raise TraceError(f"adaptive_avg_pool2d supports output_size 1 (global), got "
-                         f"{output_size}")
-    return op("global_avg_pool", x)
+    """Global pooling for output 1; otherwise an average pool whose windows tile the input
+    exactly (the output size must divide the input's; None keeps that axis)."""
+    sizes = (output_size, output_size) if output_size is None or np.isscalar(output_size) \
+        else tuple(output_size)
+    sizes = tuple(x.shape[-2 + i] if s is None else int(s) for i, s in enumerate(sizes))
+    if sizes == (1, 1):
+        return op("global_avg_pool", x)
+    h, w = x.shape[-2:]
+    if any(s <= 0 for s in sizes) or h % sizes[0] or w % sizes[1]:
+        raise ShapeError(f"{where()}adaptive_avg_pool2d to {list(sizes)} needs output sizes "
+                         f"that divide the input's {[h, w]}")
+    if sizes == (h, w):
+        return x
+    kernel = (h // sizes[0], w // sizes[1])
+    return op("avg_pool2d", x, kernel=kernel, stride=kernel)
 
 
 def batch_norm(x, running_mean, running_var, weight, bias, training=False, momentum=0.1,

@@ -56,7 +56,8 @@ class Tracer:
             return self._weight(x)
         if isinstance(x, (numbers.Number, np.number)) and not isinstance(x, bool):
             dtype = like.dtype if like is not None else "f32"
-            return self.graph.call("constant", value=float(x), dtype=dtype, name="c")
+            return self.graph.call("constant", value=float(x), dtype=dtype,
+                                   name=self.scope_name("c"))
         raise TraceError(f"{self.where()}cannot use {type(x).__name__} as a tensor operand")
 
     def _weight(self, array: np.ndarray) -> ir.Value:
@@ -96,13 +97,38 @@ def tracing() -> bool:
     return _TRACER.get() is not None
 
 
+def where() -> str:
+    """'layer 'path' (Class): ' for the layer being traced, to start error messages with."""
+    tracer = _TRACER.get()
+    return tracer.where() if tracer is not None else ""
+
+
+@contextlib.contextmanager
+def name_scope(part: str):
+    """Name the nodes recorded inside after a part of the current layer: `lstm.l0.t3`."""
+    tracer = current()
+    path, cls = tracer.scopes[-1] if tracer.scopes else ("", "")
+    with tracer.scope(f"{path}.{part}" if path else part, cls):
+        yield
+
+
 def op(name: str, *inputs, **attrs):
     """Record operator `name` in the active trace (the one primitive every layer uses)."""
     return current().op(name, *inputs, **attrs)
 
 
 def trace(model, *example_inputs, name: str = "main") -> ir.Graph:
-    """Trace `model` (a compiler.nn.Module or any callable) on example inputs into a graph."""
+    """Trace `model` (a compiler.nn.Module or any callable) on example inputs into a graph.
+
+    Nested output tuples (an LSTM's `(output, (h_n, c_n))`) become the graph's flat list of
+    outputs, in order; None results (MultiheadAttention's weights when not asked for) are
+    left out."""
+    return trace_structured(model, *example_inputs, name=name)[0]
+
+
+def trace_structured(model, *example_inputs, name: str = "main"):
+    """`trace`, plus the nesting of the outputs as indices into graph.outputs (`(0, (1, 2))`;
+    a bare 0 for one tensor): `unflatten(structure, results)` rebuilds what forward() returned."""
     if not example_inputs:
         raise TraceError("trace needs at least one example input (for shapes and dtypes)")
     graph = ir.Graph(name)
@@ -120,13 +146,45 @@ def trace(model, *example_inputs, name: str = "main") -> ir.Graph:
         out = model(*inputs)
     finally:
         _TRACER.reset(token)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    for i, o in enumerate(outs):
-        if not isinstance(o, Tensor):
-            raise TraceError(f"model output {i} is a {type(o).__name__}, not a traced tensor")
+    outs: list[Tensor] = []
+    structure = _flatten(out, outs, "")
+    if not outs:
+        raise TraceError("the model returned no traced tensor")
     graph.outputs = [o.value for o in outs]
+    _drop_dead_nodes(graph)
     _drop_unused_weights(graph)
-    return graph
+    return graph, structure
+
+
+def _drop_dead_nodes(graph: ir.Graph) -> None:
+    """Forget what forward() computed but did not return (an LSTM's unused h_n): the IR has
+    no side effects, so such nodes are dead."""
+    live = {id(v) for v in graph.outputs}
+    for node in reversed(list(graph.nodes)):
+        if any(id(o) in live for o in node.outputs):
+            live.update(id(v) for v in node.inputs)
+        else:
+            graph.erase_node(node)
+
+
+def _flatten(out, outs: list, where: str):
+    if isinstance(out, Tensor):
+        outs.append(out)
+        return len(outs) - 1
+    if isinstance(out, (tuple, list)):
+        return tuple(_flatten(o, outs, f"{where}[{i}]") for i, o in enumerate(out))
+    if out is None:  # torch-style optional results (attention weights not asked for)
+        return None
+    raise TraceError(f"model output{where or ''} is {type(out).__name__}, not a traced tensor "
+                     "(outputs are tensors, None, or tuples of them)")
+
+
+def unflatten(structure, results):
+    """The nesting `trace_structured` recorded, filled with `results` (graph outputs);
+    None stays None."""
+    if isinstance(structure, tuple):
+        return tuple(unflatten(s, results) for s in structure)
+    return None if structure is None else results[structure]
 
 
 def _drop_unused_weights(graph: ir.Graph) -> None:
@@ -224,6 +282,9 @@ class Tensor:
     def __neg__(self):
         return op("neg", self)
 
+    def __abs__(self):
+        return op("abs", self)
+
     def __matmul__(self, o):
         return op("matmul", self, o)
 
@@ -276,10 +337,11 @@ class Tensor:
     def __getitem__(self, index):
         """Basic indexing: ints, slices, `...` and None, as numpy reads them."""
         index = index if isinstance(index, tuple) else (index,)
-        if sum(i is Ellipsis for i in index) > 1:
+        dots = [k for k, i in enumerate(index) if i is Ellipsis]  # not `in`: arrays compare
+        if len(dots) > 1:
             raise TraceError("an index can hold at most one '...'")
-        if Ellipsis in index:
-            k = index.index(Ellipsis)
+        if dots:
+            k = dots[0]
             fill = self.ndim - (len(index) - 1 - sum(i is None for i in index))
             index = index[:k] + (slice(None),) * fill + index[k + 1:]
         starts, ends, axes, steps, shape, axis = [], [], [], [], [], 0
@@ -290,7 +352,7 @@ class Tensor:
             if axis >= self.ndim:
                 raise TraceError(f"too many indices for a tensor of rank {self.ndim}")
             n = self.shape[axis]
-            if isinstance(item, (int, np.integer)):
+            if isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
                 i = int(item) + n if item < 0 else int(item)
                 if not 0 <= i < n:
                     raise TraceError(f"index {item} is out of range for axis {axis} of size {n}")
@@ -356,6 +418,21 @@ class Tensor:
 
     def tanh(self):
         return op("tanh", self)
+
+    def pow(self, exponent):
+        return op("pow", self, exponent)
+
+    def matmul(self, other):
+        return op("matmul", self, other)
+
+    def clamp(self, min=None, max=None):
+        return op("clip", self, **({} if min is None else {"min": min}),
+                  **({} if max is None else {"max": max}))
+
+    clip = clamp
+
+    def contiguous(self):
+        return self  # traced values have no memory layout
 
     def float(self):
         return op("cast", self, dtype="f32")

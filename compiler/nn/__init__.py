@@ -1,5 +1,6 @@
 """Layers a deep-learning user recognises at once, with torch.nn's names and conventions."""
 
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .init import manual_seed
 from .layers import (
     GELU,
@@ -23,10 +24,12 @@ from .layers import (
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, ModuleList, Sequential, StateDictError
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
-    "GELU", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d",
-    "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Identity", "LayerNorm", "LeakyReLU",
-    "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleList", "ReLU", "ReLU6",
-    "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh", "manual_seed",
+    "GELU", "GRU", "LSTM", "RNN", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
+    "Conv2d", "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "Identity", "LayerNorm",
+    "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleList",
+    "MultiheadAttention", "ReLU", "ReLU6", "Sequential", "Sigmoid", "Softmax", "StateDictError",
+    "Tanh", "TransformerEncoderLayer", "manual_seed",
 ]

@@ -26,3 +26,11 @@ def fan_in_uniform(shape, fan_in: int) -> np.ndarray:
     """torch's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     (kaiming_uniform with a=sqrt(5) reduces to this bound)."""
     return uniform(shape, 1 / math.sqrt(fan_in) if fan_in else 0.0)
+
+
+def xavier_uniform(shape, gain: float = 1.0) -> np.ndarray:
+    """torch.nn.init.xavier_uniform_: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)),
+    fans of a [out, in, *kernel] weight as torch counts them."""
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+    return uniform(shape, gain * math.sqrt(6.0 / (fan_in + fan_out)))

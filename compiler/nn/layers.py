@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
+from ir import ShapeError
+
 from .. import functional as F
 from . import init
 from .module import Module
@@ -9,6 +13,10 @@ from .module import Module
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
+
+
+# torch's Conv2d padding modes -> the pad operator's modes
+_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
 
 
 class Identity(Module):
@@ -32,8 +40,15 @@ class Linear(Module):
 
 class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True):
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
         super().__init__()
+        if padding_mode not in _PAD_MODES:
+            raise ShapeError(f"Conv2d: padding_mode must be one of {sorted(_PAD_MODES)}, got "
+                             f"{padding_mode!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ShapeError(f"Conv2d: groups={groups} must divide in_channels {in_channels} "
+                             f"and out_channels {out_channels}")
+        self.padding_mode = padding_mode
         kh, kw = _pair(kernel_size)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
@@ -42,8 +57,15 @@ class Conv2d(Module):
         self.bias = init.fan_in_uniform((out_channels,), fan_in) if bias else None
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        if self.padding_mode == "zeros" or self.padding in (0, (0, 0), "valid"):
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                            self.dilation, self.groups)
+        if isinstance(self.padding, str):  # 'same': the split F.conv2d would use
+            top, left, bottom, right = F._same_padding(self.kernel_size, _pair(self.dilation))
+        else:
+            (top, left), (bottom, right) = _pair(self.padding), _pair(self.padding)
+        x = F.pad(x, (left, right, top, bottom), _PAD_MODES[self.padding_mode])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -51,8 +73,11 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
+        if return_indices:
+            raise ShapeError("MaxPool2d: return_indices=True is not supported")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.ceil_mode = dilation, ceil_mode
 
@@ -63,8 +88,10 @@ class MaxPool2d(Module):
 
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
+                 count_include_pad=True, divisor_override=None):
         super().__init__()
+        if divisor_override is not None:
+            raise ShapeError("AvgPool2d: divisor_override is not supported")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
@@ -74,7 +101,8 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Global average pooling (output_size 1), the form classification heads use."""
+    """Average pooling to a fixed output size: global (1), or any size that divides the
+    input (torchvision's `AdaptiveAvgPool2d((7, 7))` on 7x7 or 14x14 maps)."""
 
     def __init__(self, output_size=1):
         super().__init__()
@@ -93,15 +121,21 @@ class Flatten(Module):
         return x.flatten(self.start_dim, self.end_dim)
 
 
-class Dropout(Module):
-    _count = 0
+_dropout_seeds = itertools.count()
 
-    def __init__(self, p: float = 0.5, seed: int | None = None):
+
+def next_dropout_seed() -> int:
+    """A fresh seed per dropout site: each gets its own reproducible mask stream."""
+    return next(_dropout_seeds)
+
+
+class Dropout(Module):
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, seed: int | None = None):
         super().__init__()
+        if not 0 <= p < 1:
+            raise ShapeError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
-        # each layer its own reproducible mask stream
-        self.seed = seed if seed is not None else Dropout._count
-        Dropout._count += 1
+        self.seed = seed if seed is not None else next_dropout_seed()
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.seed)
@@ -111,10 +145,13 @@ class Dropout(Module):
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings: int, embedding_dim: int):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
         self.weight = init.normal((num_embeddings, embedding_dim))
+        if padding_idx is not None:  # torch: the padding row starts (and stays) zero
+            self.weight[padding_idx] = 0
 
     def forward(self, indices):
         return F.embedding(indices, self.weight)
@@ -130,9 +167,15 @@ class _Activation(Module):
 class ReLU(_Activation):
     fn = staticmethod(F.relu)
 
+    def __init__(self, inplace: bool = False):  # torch's flag; tracing has no aliasing
+        super().__init__()
+
 
 class ReLU6(_Activation):
     fn = staticmethod(F.relu6)
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
 
 
 class Sigmoid(_Activation):
@@ -144,7 +187,7 @@ class Tanh(_Activation):
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = negative_slope
 

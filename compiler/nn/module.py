@@ -40,6 +40,8 @@ class Module:
         is_param = isinstance(value, np.ndarray) or (value is None and name in self._parameters)
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
+        if isinstance(value, Module) or is_param:
+            self.__dict__.pop(name, None)  # a plain attribute would shadow the table entry
         if isinstance(value, Module):
             self._modules[name] = value
         elif is_param:
@@ -158,14 +160,41 @@ class Module:
 
 
 def _run_eagerly(model: Module, *args, **kwargs):
-    """Calling a model on numpy arrays outside a trace: trace it and interpret it."""
-    if kwargs:
-        raise LaminaError("eager calls take positional numpy arrays only")
+    """Calling a model on numpy arrays outside a trace: trace it and interpret it.
+
+    As in torch, positional arguments may be None or tuples of arrays (an LSTM's
+    `(h0, c0)`) and keyword arguments pass through (arrays among them become constants)."""
     from backends import reference
 
-    graph = tracing.trace(model, *args)
-    out = reference.run(graph, *args)
-    return out[0] if len(out) == 1 else tuple(out)
+    arrays: list = []
+    spec = _arg_spec(args, arrays)
+    if kwargs or any(not isinstance(a, int) for a in spec):
+        model = _Bound(model, spec, kwargs)
+    graph, structure = tracing.trace_structured(model, *arrays)
+    return tracing.unflatten(structure, reference.run(graph, *arrays))
+
+
+def _arg_spec(arg, arrays: list):
+    """Positional arguments as indices into `arrays` (the traced inputs), None kept."""
+    if isinstance(arg, tuple):
+        return tuple(_arg_spec(a, arrays) for a in arg)
+    if arg is None:
+        return None
+    arrays.append(np.asarray(arg))
+    return len(arrays) - 1
+
+
+class _Bound(Module):
+    """`model(*args, **kwargs)` as a module of flat array inputs, for eager calls."""
+
+    def __init__(self, model: Module, spec: tuple, kwargs: dict):
+        super().__init__()
+        self.model = model
+        object.__setattr__(self, "_call", (spec, kwargs))
+
+    def forward(self, *xs):
+        spec, kwargs = self._call
+        return self.model(*tracing.unflatten(spec, xs), **kwargs)
 
 
 class Sequential(Module):

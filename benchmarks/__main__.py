@@ -1,0 +1,220 @@
+"""`python -m benchmarks [--quick] [--only models,gemm,conv]`: the performance tables.
+
+Every comparison is measured side by side in this one process run: Lamina's LLVM backend,
+Lamina's reference interpreter, onnxruntime on the ONNX file Lamina exports for the same
+weights, and numpy's OpenBLAS (with its AVX-512 kernel: the environment's OPENBLAS_CORETYPE
+forces AVX2, so that measurement runs in a subprocess with it unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import compiler
+
+from .models import build
+from .timing import median_seconds, table
+
+THREADS = 2
+
+
+def ort_session(model_or_graph, x, threads=THREADS):
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.onnx"
+        compiler.save_onnx(model_or_graph, path, example_inputs=(x,))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda a: sess.run(None, {name: a})[0]
+
+
+def bench_models(names, batches, quick):
+    rows = []
+    for name in names:
+        for batch in batches:
+            model, x = build(name, batch)
+            t = time.perf_counter()
+            fn = compiler.compile(model, x, opt_level=3, backend="llvm", num_threads=THREADS)
+            compile_s = time.perf_counter() - t
+            ref = compiler.compile(model, x, opt_level=0, backend="reference")
+            ort = ort_session(model, x)
+            y, y_ref, y_ort = fn(x), ref(x), ort(x)
+            scale = np.abs(y_ref).max()
+            repeats = 5 if quick else 20
+            lam = median_seconds(fn, x, repeats=repeats)["median"]
+            rt = median_seconds(ort, x, repeats=repeats)["median"]
+            rf = median_seconds(ref, x, repeats=3 if quick else 5, warmup=1)["median"]
+            rows.append({"model": name, "batch": batch, "lamina_ms": lam * 1e3,
+                         "ort_ms": rt * 1e3, "ref_ms": rf * 1e3, "vs_ort": lam / rt,
+                         "vs_ref": lam / rf, "compile_s": compile_s,
+                         "err_ref": float(np.abs(y - y_ref).max() / scale),
+                         "err_ort": float(np.abs(y - y_ort).max() / scale)})
+            print(f"  {name} b{batch}: {lam * 1e3:.2f} ms (ort {rt * 1e3:.2f})", file=sys.stderr)
+    return rows
+
+
+def _graph_of(op_builder):
+    import ir
+
+    g = ir.Graph("bench")
+    out = op_builder(g)
+    g.outputs = [out]
+    return g
+
+
+def bench_gemm(quick):
+    import ir
+
+    shapes = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (1, 512, 512),
+              (1, 4096, 4096), (16, 1024, 1024), (16, 4096, 4096)]
+    if quick:
+        shapes = shapes[:2] + shapes[3:5]
+    rng = np.random.default_rng(0)
+    rows = []
+    for m, k, n in shapes:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+
+        def build_graph(g, a=a, b=b):
+            x = g.add_input("a", ir.TensorType.of(a))
+            return g.call("matmul", x, g.add_weight("b", b))
+
+        flops = 2 * m * k * n
+        row = {"shape": f"{m}x{k}x{n}"}
+        for threads in (1, 2):
+            fn = compiler.compile(_graph_of(build_graph), a, opt_level=0, backend="llvm",
+                                  num_threads=threads)
+            row[f"lamina_{threads}t"] = flops / median_seconds(fn, a)["median"] / 1e9
+        row.update(_openblas_gflops(m, k, n))
+        row["vs_blas"] = row["lamina_1t"] / row["blas_1t"]
+        row["scaling"] = row["lamina_2t"] / row["lamina_1t"]
+        rows.append(row)
+    return rows
+
+
+_BLAS_SNIPPET = """
+import json, sys, time
+import numpy as np
+m, k, n, threads = map(int, sys.argv[1:5])
+from threadpoolctl import threadpool_info, threadpool_limits
+a = np.random.rand(m, k).astype(np.float32); b = np.random.rand(k, n).astype(np.float32)
+with threadpool_limits(threads):
+    for _ in range(3): a @ b
+    ts = []
+    for _ in range(15):
+        t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
+info = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
+print(json.dumps({"gflops": 2*m*k*n / sorted(ts)[len(ts)//2] / 1e9,
+                  "kernel": info[0].get("architecture") if info else "unknown"}))
+"""
+
+
+def _openblas_gflops(m, k, n) -> dict:
+    """numpy's OpenBLAS with OPENBLAS_CORETYPE/L2_SIZE unset: its AVX-512 kernel."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    out = {}
+    for threads in (1, 2):
+        res = subprocess.run([sys.executable, "-c", _BLAS_SNIPPET, str(m), str(k), str(n),
+                              str(threads)], env=env, capture_output=True, text=True)
+        if res.returncode:
+            raise RuntimeError(f"OpenBLAS measurement failed (needs threadpoolctl): "
+                               f"{res.stderr[-300:]}")
+        data = json.loads(res.stdout)
+        out[f"blas_{threads}t"], out["blas_kernel"] = data["gflops"], data["kernel"]
+    return out
+
+
+CONVS = [  # name, (N, C, H, W), (O, C/groups, KH, KW), stride, pad, groups
+    ("stem 7x7/2", (1, 3, 224, 224), (64, 3, 7, 7), 2, 3, 1),
+    ("3x3/1 64", (1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1),
+    ("3x3/2 128", (1, 64, 56, 56), (128, 64, 3, 3), 2, 1, 1),
+    ("3x3/1 256", (1, 256, 14, 14), (256, 256, 3, 3), 1, 1, 1),
+    ("1x1/2 down", (1, 64, 56, 56), (128, 64, 1, 1), 2, 0, 1),
+    ("dw 3x3 144", (1, 144, 24, 24), (144, 1, 3, 3), 1, 1, 144),
+]
+
+
+def bench_conv(quick):
+    import ir
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, xs, ws, stride, pad, groups in CONVS[: 3 if quick else None]:
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = rng.standard_normal(ws).astype(np.float32)
+
+        def build_graph(g, x=x, w=w, stride=stride, pad=pad, groups=groups):
+            v = g.add_input("x", ir.TensorType.of(x))
+            return g.call("conv2d", v, g.add_weight("w", w), stride=(stride, stride),
+                          pad=(pad,) * 4, groups=groups)
+
+        graph = _graph_of(build_graph)
+        out = graph.outputs[0].shape
+        flops = 2 * np.prod(out) * ws[1] * ws[2] * ws[3]
+        row = {"conv": name}
+        for threads in (1, 2):
+            fn = compiler.compile(graph, x, opt_level=0, backend="llvm", num_threads=threads)
+            row[f"lamina_{threads}t"] = flops / median_seconds(fn, x)["median"] / 1e9
+            ort = ort_session(graph, x, threads)
+            row[f"ort_{threads}t"] = flops / median_seconds(ort, x)["median"] / 1e9
+        row["vs_ort"] = row["lamina_1t"] / row["ort_1t"]
+        row["of_peak"] = row["lamina_1t"] / 240.0
+        rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer shapes and repeats")
+    p.add_argument("--only", default="models,gemm,conv")
+    p.add_argument("--models", default="resnet18,mobilenetv2,transformer,lstm,mlp,lenet")
+    p.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
+    args = p.parse_args(argv)
+    parts = args.only.split(",")
+    results = {"machine": platform.processor() or platform.machine(), "threads": THREADS,
+               "cpus": os.cpu_count()}
+    if "gemm" in parts:
+        results["gemm"] = rows = bench_gemm(args.quick)
+        print("\nGEMM float32, GFLOP/s (blas = numpy OpenBLAS, AVX-512 kernel "
+              f"'{rows[0]['blas_kernel']}')")
+        print(table(rows, [("shape", "M x K x N", "s"), ("lamina_1t", "lamina 1t", ".1f"),
+                           ("lamina_2t", "lamina 2t", ".1f"), ("blas_1t", "blas 1t", ".1f"),
+                           ("blas_2t", "blas 2t", ".1f"), ("vs_blas", "lamina/blas 1t", ".2f"),
+                           ("scaling", "2t/1t", ".2f")]))
+    if "conv" in parts:
+        results["conv"] = rows = bench_conv(args.quick)
+        print("\nConv2d float32, GFLOP/s (peak ~240/core)")
+        print(table(rows, [("conv", "layer", "s"), ("lamina_1t", "lamina 1t", ".1f"),
+                           ("lamina_2t", "lamina 2t", ".1f"), ("ort_1t", "ort 1t", ".1f"),
+                           ("ort_2t", "ort 2t", ".1f"), ("vs_ort", "lamina/ort", ".2f"),
+                           ("of_peak", "of peak", ".0%")]))
+    if "models" in parts:
+        batches = (1,) if args.quick else (1, 16)
+        results["models"] = rows = bench_models(args.models.split(","), batches, args.quick)
+        print(f"\nWhole models, {THREADS} threads, latency medians (ms)")
+        print(table(rows, [("model", "model", "s"), ("batch", "batch", "d"),
+                           ("lamina_ms", "lamina", ".2f"), ("ort_ms", "onnxruntime", ".2f"),
+                           ("ref_ms", "reference", ".1f"), ("vs_ort", "lamina/ort", ".2f"),
+                           ("vs_ref", "lamina/ref", ".3f"), ("compile_s", "compile s", ".2f"),
+                           ("err_ort", "max rel err", ".1e")]))
+        ratios = [r["vs_ort"] for r in rows]
+        print(f"geometric mean lamina/onnxruntime: {np.exp(np.mean(np.log(ratios))):.2f}")
+    Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

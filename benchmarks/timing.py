@@ -1,0 +1,31 @@
+"""Medians over repeated calls after warm-up: the machine is noisy, so never a single run."""
+
+from __future__ import annotations
+
+import time
+
+
+def median_seconds(fn, *args, warmup: int = 2, repeats: int = 10, budget_s: float = 3.0) -> dict:
+    """Median and spread of fn(*args); stops early once `budget_s` is spent (min 3 runs)."""
+    for _ in range(warmup):
+        fn(*args)
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
+        t = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {"median": times[len(times) // 2], "min": times[0], "max": times[-1],
+            "runs": len(times)}
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A plain text table: columns are (key, header, format)."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([("" if r.get(k) is None else format(r[k], f)) for k, _, f in columns])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
