@@ -49,7 +49,8 @@ def format_attr(value) -> str:
 def format_attrs(node) -> str:
     specs = node.opdef.attrs
     shown = {k: v for k, v in node.attrs.items()
-             if k not in specs or registry.attr_key(v) != registry.attr_key(specs[k].default)}
+             if k not in specs or specs[k].default is registry.REQUIRED
+             or registry.attr_key(v) != registry.attr_key(specs[k].default)}
     if not shown:
         return ""
     return " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in shown.items()) + "}"

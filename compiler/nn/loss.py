@@ -21,15 +21,15 @@ def _reduction(layer: str, reduction: str, size_average, reduce) -> str:
 class CrossEntropyLoss(Module):
     """Softmax cross-entropy: targets are class indices (int) or probabilities (float).
 
-    torch's constructor; class weights and label smoothing are not supported, and
-    `ignore_index` is accepted but targets must all be valid classes."""
+    torch's constructor; class weights, label smoothing and ignoring a valid class index are
+    not supported (refused, never silently computed differently from torch)."""
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
-        if weight is not None or label_smoothing:
-            raise LaminaError("CrossEntropyLoss: class weights and label_smoothing are not "
-                              "supported")
+        if weight is not None or label_smoothing or ignore_index >= 0:
+            raise LaminaError("CrossEntropyLoss: class weights, label_smoothing and "
+                              "ignore_index >= 0 are not supported")
         self.reduction = _reduction("CrossEntropyLoss", reduction, size_average, reduce)
         self.ignore_index = ignore_index
 

@@ -18,10 +18,14 @@ bit for bit what the unfused chain computed.
 
 `fused_elementwise(*inputs) {body}`
     `body` is an ir.Graph whose inputs match the node's inputs one to one (same types),
-    which holds no weights, whose nodes are elementwise or broadcast operators (`FUSABLE`
-    says which) and which returns one value: the node's output. A backend emits it as one
-    loop over the output, evaluating the body per element with numpy broadcasting of each
-    input to the output shape.
+    which holds no weights, whose nodes are elementwise or broadcast operators (`fusable`
+    says which; `constant` nodes may appear) and which returns one value: the node's
+    output. Every body value's shape broadcasts to the output shape, so a backend can emit
+    it as one loop over the output, evaluating the body per element with numpy
+    broadcasting of each input. Body nodes keep the names and attributes they had.
+
+Operands may alias: a residual can be the layer's own input (`fused_conv2d(%h, w, b, %h)`),
+and an input may appear several times. All operands are read-only.
 """
 
 from __future__ import annotations

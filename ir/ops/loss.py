@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ShapeError
 from ..types import FLOATS, TensorType
+from . import _grad as G
 from ._util import floats, rank_at_least
 from .registry import Attr, Fusion, OpDef, register
 
@@ -52,9 +55,34 @@ def _cross_entropy(logits, target, *, reduction):
     return _reduce(loss, reduction, logits.dtype)
 
 
+def _scaled(b, dy, per_sample, reduction, where_class_axis):
+    """The loss gradient per sample, shaped to broadcast against the operands."""
+    if reduction == "mean":
+        return b.call("mul", dy, G.scalar(b, 1 / max(math.prod(per_sample), 1), dy))
+    if reduction == "none" and where_class_axis:
+        return G.reshape(b, dy, (per_sample[0], 1, *per_sample[1:]))
+    return dy
+
+
+def _ce_grad(b, node, grads):
+    """softmax(logits) * sum(target) - target per sample (one_hot targets sum to 1);
+    probability targets also get -log_softmax(logits)."""
+    logits, target = node.inputs
+    per_sample = (logits.shape[0], *logits.shape[2:])
+    dy = _scaled(b, grads[0], per_sample, node.attrs["reduction"], True)
+    p = b.call("softmax", logits, axis=1)
+    if target.dtype in FLOATS:
+        mass = b.call("reduce_sum", target, axes=(1,), keepdims=True)
+        dl = b.call("sub", b.call("mul", p, mass), target)
+        dt = b.call("mul", b.call("neg", b.call("log_softmax", logits, axis=1)), dy)
+        return [b.call("mul", dl, dy), dt]
+    hot = b.call("one_hot", target, depth=logits.shape[1], axis=1, dtype=logits.dtype)
+    return [b.call("mul", b.call("sub", p, hot), dy), None]
+
+
 register(OpDef("cross_entropy", _ce_infer, _cross_entropy, REDUCTION, (2, 2), Fusion.OPAQUE,
                "softmax cross-entropy over axis 1 of the logits, against class indices "
-               "[N, ...] or class probabilities shaped like the logits"))
+               "[N, ...] or class probabilities shaped like the logits", grad=_ce_grad))
 
 
 def _mse_infer(a, b, *, reduction):
@@ -64,6 +92,14 @@ def _mse_infer(a, b, *, reduction):
     return _reduced(a, a.shape, reduction)
 
 
+def _mse_grad(b, node, grads):
+    a, t = node.inputs
+    dy = _scaled(b, grads[0], a.shape, node.attrs["reduction"], False)
+    d = b.call("mul", b.call("sub", a, t), b.call("mul", dy, G.scalar(b, 2.0, dy)))
+    return [d, b.call("neg", d)]
+
+
 register(OpDef("mse_loss", _mse_infer,
                lambda a, b, *, reduction: _reduce((a - b) ** 2, reduction, a.dtype),
-               REDUCTION, (2, 2), Fusion.OPAQUE, "squared error, averaged or summed"))
+               REDUCTION, (2, 2), Fusion.OPAQUE, "squared error, averaged or summed",
+               grad=_mse_grad))

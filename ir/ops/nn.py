@@ -7,6 +7,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
 from ..types import TensorType
+from . import _grad as G
 from ._util import axis as norm_axis
 from ._util import floats, integer, pair, quad, rank_at_least, window_out
 from .registry import Attr, Fusion, OpDef, register
@@ -55,12 +56,21 @@ def _conv(x, w, b=None, *, stride, pad, dilation, groups):
     return y + b.reshape(1, o, 1, 1) if b is not None else y
 
 
+def _conv_grad(b, node, grads):
+    x, w = node.inputs[:2]
+    (dy,) = grads
+    dx = b.call("conv2d_grad_input", dy, w, shape=x.shape, **node.attrs)
+    dw = b.call("conv2d_grad_weight", x, dy, kernel=w.shape[2:], **node.attrs)
+    db = [b.call("reduce_sum", dy, axes=(0, 2, 3))] if len(node.inputs) == 3 else []
+    return [dx, dw, *db]
+
+
 register(OpDef(
     "conv2d", _conv_infer, _conv,
     {**WINDOW, "groups": Attr("int", 1, lambda g: g > 0, "positive")},
     (2, 3), Fusion.COMPLEX,
     "2-D cross-correlation, weight [O, C/groups, KH, KW], optional bias [O]; "
-    "pad=[top, left, bottom, right]"))
+    "pad=[top, left, bottom, right]", grad=_conv_grad))
 
 
 # ---- pooling -----------------------------------------------------------------------------
@@ -112,11 +122,46 @@ def _avg_pool(x, *, kernel, stride, pad, dilation, ceil_mode, count_include_pad)
     return (total / count).astype(x.dtype)
 
 
+def _window_counts(b, x, dy, kernel, stride, pad, dilation, ceil_mode, count_include_pad):
+    """avg_pool2d's divisor per output cell: a scalar when every window counts kernel cells,
+    else a [1,1,OH,OW] tensor counted in IR by convolving a mask of ones."""
+    (h, w), (oh, ow) = x.shape[2:], dy.shape[2:]
+    extra = [max(0, (o - 1) * s + d * (k - 1) + 1 - (n + lo + hi)) for o, s, d, k, n, lo, hi in
+             ((oh, stride[0], dilation[0], kernel[0], h, pad[0], pad[2]),
+              (ow, stride[1], dilation[1], kernel[1], w, pad[1], pad[3]))]
+    if not any(extra) and (count_include_pad or not any(pad)):
+        return G.scalar(b, kernel[0] * kernel[1], x)
+    if count_include_pad:  # the explicit padding counts; the ceil_mode margin does not
+        mask = G.const(b, 1.0, x.dtype, (1, 1, h + pad[0] + pad[2], w + pad[1] + pad[3]))
+        conv_pad = (0, 0, extra[0], extra[1])
+    else:
+        mask = G.const(b, 1.0, x.dtype, (1, 1, h, w))
+        conv_pad = (pad[0], pad[1], pad[2] + extra[0], pad[3] + extra[1])
+    ones = G.const(b, 1.0, x.dtype, (1, 1, *kernel))
+    return b.call("conv2d", mask, ones, stride=stride, pad=conv_pad, dilation=dilation)
+
+
+def _max_pool_grad(b, node, grads):
+    return [b.call("max_pool2d_grad", node.inputs[0], grads[0], **node.attrs)]
+
+
+def _avg_pool_grad(b, node, grads):
+    """A transposed depthwise convolution with a kernel of ones, of dy / window counts."""
+    x, (dy,), a = node.inputs[0], grads, node.attrs
+    window = {k: a[k] for k in ("stride", "pad", "dilation")}
+    count = _window_counts(b, x, dy, a["kernel"], **window, ceil_mode=a["ceil_mode"],
+                           count_include_pad=a["count_include_pad"])
+    ones = G.const(b, 1.0, x.dtype, (x.shape[1], 1, *a["kernel"]))
+    return [b.call("conv2d_grad_input", b.call("div", dy, count), ones, groups=x.shape[1],
+                   shape=x.shape, **window)]
+
+
 register(OpDef("max_pool2d", _pool_infer, _max_pool, POOL, (1, 1), Fusion.OPAQUE,
-               "max over windows; padding never wins (it is -inf)"))
+               "max over windows; padding never wins (it is -inf)", grad=_max_pool_grad))
 register(OpDef("avg_pool2d", _pool_infer, _avg_pool,
                {**POOL, "count_include_pad": Attr("bool", True)}, (1, 1), Fusion.OPAQUE,
-               "mean over windows; count_include_pad counts explicit padding in the divisor"))
+               "mean over windows; count_include_pad counts explicit padding in the divisor",
+               grad=_avg_pool_grad))
 
 
 def _gap_infer(x):
@@ -124,9 +169,17 @@ def _gap_infer(x):
     return TensorType((*x.shape[:2], *(1,) * (x.rank - 2)), floats(x))
 
 
+def _gap_grad(b, node, grads):
+    x = node.inputs[0]
+    n = int(np.prod(x.shape[2:]))
+    dy = b.call("mul", grads[0], G.scalar(b, 1 / max(n, 1), x))
+    return [G.broadcast(b, dy, x.shape)]
+
+
 register(OpDef("global_avg_pool", _gap_infer,
                lambda x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype),
-               {}, (1, 1), Fusion.REDUCTION, "mean over all spatial axes, kept as size 1"))
+               {}, (1, 1), Fusion.REDUCTION, "mean over all spatial axes, kept as size 1",
+               grad=_gap_grad))
 
 
 # ---- normalisation -----------------------------------------------------------------------
@@ -148,12 +201,37 @@ def _bn(x, w, b, mean, var, *, eps, momentum, training):
     return ((x - mean.reshape(shape)) * scale + b.reshape(shape)).astype(x.dtype)
 
 
+def _bn_grad(b, node, grads):
+    """Training: through the batch statistics (the running ones do not affect the output).
+    Inference: an affine map per channel, differentiable in every operand."""
+    x, w, _, mean, var = node.inputs
+    (dy,) = grads
+    axes = (0, *range(2, len(x.shape)))
+    per_channel = (1, x.shape[1]) + (1,) * (len(x.shape) - 2)
+    db = b.call("reduce_sum", dy, axes=axes)
+    if node.attrs["training"]:
+        xhat, rstd = G.standardize(b, x, axes, node.attrs["eps"])
+        dw = b.call("reduce_sum", b.call("mul", dy, xhat), axes=axes)
+        g = b.call("mul", dy, G.reshape(b, w, per_channel))
+        return [G.standardize_grad(b, g, xhat, rstd, axes), dw, db, None, None]
+    eps = G.scalar(b, node.attrs["eps"], var)
+    rstd = b.call("div", G.scalar(b, 1.0, var), b.call("sqrt", b.call("add", var, eps)))
+    scale = b.call("mul", w, rstd)
+    xc = b.call("sub", x, G.reshape(b, mean, per_channel))
+    dx = b.call("mul", dy, G.reshape(b, scale, per_channel))
+    dyxc = b.call("reduce_sum", b.call("mul", dy, xc), axes=axes)
+    dvar = b.call("mul", dyxc, b.call("mul", scale, b.call("mul", b.call("mul", rstd, rstd),
+                                                            G.scalar(b, -0.5, var))))
+    return [dx, b.call("mul", dyxc, rstd), db, b.call("neg", b.call("mul", db, scale)), dvar]
+
+
 register(OpDef(
     "batch_norm", _bn_infer, _bn,
     {"eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0"),
      "momentum": Attr("float", 0.1), "training": Attr("bool", False)},
     (5, 5), Fusion.BROADCAST,
-    "per-channel (axis 1) normalisation: running statistics, or batch statistics in training"))
+    "per-channel (axis 1) normalisation: running statistics, or batch statistics in training",
+    grad=_bn_grad))
 
 
 def _ln_infer(x, w=None, b=None, *, axis: int, eps):
@@ -175,10 +253,25 @@ def _ln(x, w=None, b=None, *, axis, eps):
     return y.astype(x.dtype)
 
 
+def _ln_grad(b, node, grads):
+    x, (dy,) = node.inputs[0], grads
+    w, bias = [*node.inputs[1:], None, None][:2]
+    axes = tuple(range(norm_axis(node.attrs["axis"], len(x.shape)), len(x.shape)))
+    xhat, rstd = G.standardize(b, x, axes, node.attrs["eps"])
+    g = b.call("mul", dy, w) if w is not None else dy
+    out = [G.standardize_grad(b, g, xhat, rstd, axes)]
+    if w is not None:
+        out.append(G.sum_to(b, b.call("mul", dy, xhat), w.shape))
+    if bias is not None:
+        out.append(G.sum_to(b, dy, bias.shape))
+    return out
+
+
 register(OpDef("layer_norm", _ln_infer, _ln,
                {"axis": Attr("int", -1), "eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0")},
                (1, 3), Fusion.REDUCTION,
-               "normalise over axes [axis, rank), then scale and shift (ONNX LayerNormalization)"))
+               "normalise over axes [axis, rank), then scale and shift (ONNX LayerNormalization)",
+               grad=_ln_grad))
 
 
 def _dropout(x, *, ratio, training, seed):
@@ -188,13 +281,19 @@ def _dropout(x, *, ratio, training, seed):
     return np.where(keep, x / x.dtype.type(1 - ratio), x.dtype.type(0)).astype(x.dtype)
 
 
+def _dropout_grad(b, node, grads):
+    """The same seeded mask and scale, applied to the gradient."""
+    a = node.attrs
+    return [b.call("dropout", grads[0], **a) if a["training"] and a["ratio"] else grads[0]]
+
+
 register(OpDef(
     "dropout", lambda x, **_: TensorType(x.shape, floats(x)), _dropout,
     {"ratio": Attr("float", 0.5, lambda p: 0 <= p < 1, "0 <= ratio < 1"),
      "training": Attr("bool", False), "seed": Attr("int", 0)},
     (1, 1), Fusion.ELEMENTWISE,
     "identity in inference; in training zeroes with probability ratio (seeded mask) and "
-    "scales the rest by 1/(1-ratio)"))
+    "scales the rest by 1/(1-ratio)", grad=_dropout_grad))
 
 
 # ---- linear algebra ----------------------------------------------------------------------
@@ -211,10 +310,24 @@ def _linear_infer(x, w, b=None):
     return TensorType((*x.shape[:-1], w.shape[0]), dtype)
 
 
+def _linear_grad(b, node, grads):
+    x, w = node.inputs[:2]
+    (dy,) = grads
+    (n_out, n_in), rows = w.shape, int(np.prod(x.shape[:-1]))
+    dw = b.call("matmul", b.call("transpose", G.reshape(b, dy, (rows, n_out)), perm=(1, 0)),
+                G.reshape(b, x, (rows, n_in)))
+    out = [b.call("matmul", dy, w), dw]
+    if len(node.inputs) == 3:
+        lead = tuple(range(len(dy.shape) - 1))
+        out.append(b.call("reduce_sum", dy, axes=lead) if lead else dy)
+    return out
+
+
 register(OpDef("linear", _linear_infer,
                lambda x, w, b=None: x @ w.T if b is None else x @ w.T + b,
                {}, (2, 3), Fusion.COMPLEX,
-               "x @ weight.T + bias, weight [out, in] as torch lays it out"))
+               "x @ weight.T + bias, weight [out, in] as torch lays it out",
+               grad=_linear_grad))
 
 
 def _matmul_infer(a, b):
@@ -233,9 +346,27 @@ def _matmul_infer(a, b):
     return TensorType(shape, dtype)
 
 
+def _matmul_grad(b, node, grads):
+    """1-D operands are promoted to matrices (as numpy does), broadcast batch axes summed."""
+    p, q = node.inputs
+    p2 = p if len(p.shape) > 1 else G.reshape(b, p, (1, *p.shape))
+    q2 = q if len(q.shape) > 1 else G.reshape(b, q, (*q.shape, 1))
+    batch = np.broadcast_shapes(p2.shape[:-2], q2.shape[:-2])
+    dy = G.reshape(b, grads[0], (*batch, p2.shape[-2], q2.shape[-1]))
+
+    def t(v):
+        r = len(v.shape)
+        return b.call("transpose", v, perm=(*range(r - 2), r - 1, r - 2))
+
+    dp = G.sum_to(b, b.call("matmul", dy, t(q2)), p2.shape)
+    dq = G.sum_to(b, b.call("matmul", t(p2), dy), q2.shape)
+    return [G.reshape(b, dp, p.shape), G.reshape(b, dq, q.shape)]
+
+
 register(OpDef("matmul", _matmul_infer, lambda a, b: np.asarray(np.matmul(a, b)), {}, (2, 2),
                Fusion.COMPLEX,
-               "numpy matmul: batched, broadcasting, 1-D operands promoted and squeezed"))
+               "numpy matmul: batched, broadcasting, 1-D operands promoted and squeezed",
+               grad=_matmul_grad))
 
 
 # ---- softmax -----------------------------------------------------------------------------
@@ -255,10 +386,24 @@ def _softmax_infer(x, *, axis: int):
     return TensorType(x.shape, floats(x))
 
 
+def _softmax_grad(b, node, grads):  # y * (dy - sum(dy * y))
+    y, (dy,), axis = node.output, grads, node.attrs["axis"]
+    s = b.call("reduce_sum", b.call("mul", dy, y), axes=[axis], keepdims=True)
+    return [b.call("mul", y, b.call("sub", dy, s))]
+
+
+def _log_softmax_grad(b, node, grads):  # dy - softmax * sum(dy)
+    y, (dy,), axis = node.output, grads, node.attrs["axis"]
+    s = b.call("reduce_sum", dy, axes=[axis], keepdims=True)
+    return [b.call("sub", dy, b.call("mul", b.call("exp", y), s))]
+
+
 register(OpDef("softmax", _softmax_infer, _softmax, {"axis": Attr("int", -1)}, (1, 1),
-               Fusion.REDUCTION, "exp(x - max) / sum(exp(x - max)) along axis"))
+               Fusion.REDUCTION, "exp(x - max) / sum(exp(x - max)) along axis",
+               grad=_softmax_grad))
 register(OpDef("log_softmax", _softmax_infer, _log_softmax, {"axis": Attr("int", -1)}, (1, 1),
-               Fusion.REDUCTION, "x - max - log(sum(exp(x - max))) along axis"))
+               Fusion.REDUCTION, "x - max - log(sum(exp(x - max))) along axis",
+               grad=_log_softmax_grad))
 
 
 # ---- gather (embedding) ------------------------------------------------------------------
@@ -277,6 +422,12 @@ def _gather(data, idx, *, axis):
     return np.asarray(np.take(data, idx, axis=a))  # an array even when picking one element
 
 
+def _gather_grad(b, node, grads):
+    data, idx = node.inputs
+    a = norm_axis(node.attrs["axis"], len(data.shape))
+    return [b.call("scatter_add", grads[0], idx, axis=a, size=data.shape[a]), None]
+
+
 register(OpDef("gather", _gather_infer, _gather, {"axis": Attr("int", 0)}, (2, 2),
                Fusion.INJECTIVE, "rows of data picked by integer indices (embedding lookup); "
-               "negative indices count from the end"))
+               "negative indices count from the end", grad=_gather_grad))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import TensorType
+from . import _grad as G
 from ._util import axes as norm_axes
 from ._util import floats
 from .registry import Attr, Fusion, OpDef, register
@@ -19,16 +20,41 @@ def _infer(x, *, axes, keepdims):
     return TensorType(shape, x.dtype)
 
 
-def reduction(name, fn, doc, identity=None):
+def _sum_grad(b, node, grads):
+    x = node.inputs[0]
+    return [G.unreduce(b, grads[0], x.shape, G.reduced_axes(node.attrs["axes"], len(x.shape)))]
+
+
+def _mean_grad(b, node, grads):
+    x = node.inputs[0]
+    axes = G.reduced_axes(node.attrs["axes"], len(x.shape))
+    dy = b.call("mul", grads[0], G.scalar(b, 1 / max(G.count(x.shape, axes), 1), x))
+    return [G.unreduce(b, dy, x.shape, axes)]
+
+
+def _extreme_grad(b, node, grads):
+    """reduce_max/min: the gradient is shared by the elements equal to the result."""
+    x = node.inputs[0]
+    axes = G.reduced_axes(node.attrs["axes"], len(x.shape))
+    keep = G.keep_shape(x.shape, axes)
+    hit = b.call("equal", x, G.reshape(b, node.output, keep))
+    n = b.call("reduce_sum", b.call("cast", hit, dtype=x.dtype), axes=axes, keepdims=True)
+    return [G.mask(b, hit, b.call("div", G.reshape(b, grads[0], keep), n))]
+
+
+def reduction(name, fn, doc, identity=None, grad=None):
     def compute(x, *, axes, keepdims):
         red = norm_axes(axes, x.ndim) if axes else None
         return np.asarray(fn(x, axis=red, keepdims=keepdims)).astype(x.dtype, copy=False)
 
     return register(OpDef(name, _infer, compute, ATTRS, (1, 1), Fusion.REDUCTION, doc,
-                          identity=identity))
+                          identity=identity, grad=grad))
 
 
-reduction("reduce_sum", np.sum, "sum over axes (all when axes is empty)", 0.0)
-reduction("reduce_mean", np.mean, "mean over axes (all when axes is empty)")
-reduction("reduce_max", np.max, "max over axes (all when axes is empty); NaN wins")
-reduction("reduce_min", np.min, "min over axes (all when axes is empty); NaN wins")
+reduction("reduce_sum", np.sum, "sum over axes (all when axes is empty)", 0.0, _sum_grad)
+reduction("reduce_mean", np.mean, "mean over axes (all when axes is empty)",
+          grad=_mean_grad)
+reduction("reduce_max", np.max, "max over axes (all when axes is empty); NaN wins",
+          grad=_extreme_grad)
+reduction("reduce_min", np.min, "min over axes (all when axes is empty); NaN wins",
+          grad=_extreme_grad)

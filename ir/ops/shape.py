@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..types import TensorType
+from . import _grad as G
 from ._util import axis as norm_axis
 from ._util import same_dtype
 from .registry import Attr, Fusion, OpDef, register
@@ -25,9 +26,14 @@ def _reshape_infer(x, *, shape):
     return TensorType(tuple(shape), x.dtype)
 
 
+def _reshape_grad(b, node, grads):
+    return [G.reshape(b, grads[0], node.inputs[0].shape)]
+
+
 register(OpDef("reshape", _reshape_infer, lambda x, shape: x.reshape(shape),
                {"shape": Attr("ints")}, (1, 1), Fusion.INJECTIVE,
-               "same elements in row-major order, new shape (one -1 is inferred)"))
+               "same elements in row-major order, new shape (one -1 is inferred)",
+               grad=_reshape_grad))
 
 
 def _flatten_infer(x, *, axis):
@@ -41,7 +47,8 @@ def _flatten_infer(x, *, axis):
 register(OpDef("flatten", _flatten_infer,
                lambda x, axis: x.reshape(_flatten_infer(TensorType.of(x), axis=axis).shape),
                {"axis": Attr("int", 1)}, (1, 1), Fusion.INJECTIVE,
-               "2-D view: axes before `axis` become rows, the rest columns"))
+               "2-D view: axes before `axis` become rows, the rest columns",
+               grad=_reshape_grad))
 
 
 def _transpose_infer(x, *, perm):
@@ -50,8 +57,14 @@ def _transpose_infer(x, *, perm):
     return TensorType(tuple(x.shape[p] for p in perm), x.dtype)
 
 
+def _transpose_grad(b, node, grads):
+    inverse = np.argsort(node.attrs["perm"]).tolist()
+    return [b.call("transpose", grads[0], perm=inverse)]
+
+
 register(OpDef("transpose", _transpose_infer, lambda x, perm: np.transpose(x, perm),
-               {"perm": Attr("ints")}, (1, 1), Fusion.INJECTIVE, "permute axes"))
+               {"perm": Attr("ints")}, (1, 1), Fusion.INJECTIVE, "permute axes",
+               grad=_transpose_grad))
 
 
 def _concat_infer(*xs, axis):
@@ -66,8 +79,15 @@ def _concat_infer(*xs, axis):
     return TensorType(tuple(shape), dtype)
 
 
+def _concat_grad(b, node, grads):
+    a = norm_axis(node.attrs["axis"], len(node.output.shape))
+    parts = b.call("split", grads[0], axis=a, sizes=[v.shape[a] for v in node.inputs])
+    return list(parts) if isinstance(parts, tuple) else [parts]
+
+
 register(OpDef("concat", _concat_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
-               {"axis": Attr("int")}, (1, None), Fusion.INJECTIVE, "join along an axis"))
+               {"axis": Attr("int")}, (1, None), Fusion.INJECTIVE, "join along an axis",
+               grad=_concat_grad))
 
 
 def _split_infer(x, *, axis, sizes):
@@ -83,7 +103,8 @@ register(OpDef("split", _split_infer,
                {"axis": Attr("int", 0),
                 "sizes": Attr("ints", check=lambda v: len(v) > 0 and min(v) >= 0,
                               rule="one or more sizes >= 0")},
-               (1, 1), Fusion.INJECTIVE, "cut into consecutive pieces along an axis"))
+               (1, 1), Fusion.INJECTIVE, "cut into consecutive pieces along an axis",
+               grad=lambda b, node, grads: [b.call("concat", *grads, axis=node.attrs["axis"])]))
 
 
 def _slices(shape, starts, ends, axes, steps):
@@ -107,12 +128,52 @@ def _slice_infer(x, *, starts, ends, axes, steps):
     return x.with_shape(tuple(len(range(*s.indices(d))) for s, d in zip(index, x.shape)))
 
 
+def _pad_axis(b, v, a: int, begin: int, end: int):
+    """`v` padded with zeros (negative: cropped) on axis `a` only."""
+    if begin == end == 0:
+        return v
+    pads = [0] * (2 * len(v.shape))
+    pads[a], pads[a + len(v.shape)] = begin, end
+    return b.call("pad", v, pads=pads)
+
+
+def _reverse(b, v, a: int, start: int, stop: int):
+    """v[start:stop] along axis `a`, reversed (a slice with step -1, stop exclusive)."""
+    return b.call("slice", v, starts=[stop - 1], ends=[start - 1 if start else -v.shape[a] - 1],
+                  axes=[a], steps=[-1])
+
+
+def _slice_grad(b, node, grads):
+    """Per sliced axis: spread dy to every step-th position (reshape to [m, 1], pad to
+    [m, step], reshape to [m * step]), then pad with zeros to the input's extent; a
+    negative step is a positive one on the reversed axis."""
+    x, dx = node.inputs[0], grads[0]
+    if 0 in dx.shape:
+        return [G.zeros_like(b, x)]
+    for a, (sl, n) in enumerate(zip(_slices(x.shape, **node.attrs), x.shape)):
+        start, _, step = sl.indices(n)
+        m = dx.shape[a]
+        if (start, step, m) == (0, 1, n):
+            continue
+        first = start if step > 0 else n - 1 - start  # in reversed coordinates when step < 0
+        if abs(step) > 1:
+            shape = dx.shape
+            dx = G.reshape(b, dx, (*shape[:a], m, 1, *shape[a + 1:]))
+            dx = _pad_axis(b, dx, a + 1, 0, abs(step) - 1)
+            dx = G.reshape(b, dx, (*shape[:a], m * abs(step), *shape[a + 1:]))
+        dx = _pad_axis(b, dx, a, first, n - first - dx.shape[a])
+        if step < 0:
+            dx = _reverse(b, dx, a, 0, n)
+    return [dx]
+
+
 register(OpDef("slice", _slice_infer,
                lambda x, **a: x[_slices(x.shape, **a)].copy(),
                {"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints", ()),
                 "steps": Attr("ints", ())},
                (1, 1), Fusion.INJECTIVE,
-               "python slicing per axis (clamped as python clamps); axes default to 0, 1, ..."))
+               "python slicing per axis (clamped as python clamps); axes default to 0, 1, ...",
+               grad=_slice_grad))
 
 
 def _pad_infer(x, *, pads, mode, value):
@@ -141,10 +202,42 @@ def _pad(x, *, pads, mode, value):
     return np.pad(x, width, mode=mode)
 
 
+def _pad_grad(b, node, grads):
+    """Per axis: keep the centre, fold reflect/edge padding back onto the cells it copied,
+    then undo cropping (negative pads) by padding with zeros."""
+    x, dx = node.inputs[0], grads[0]
+    pads, mode, r = node.attrs["pads"], node.attrs["mode"], len(x.shape)
+    if mode == "constant":
+        return [b.call("pad", dx, pads=[-p for p in pads])]
+    for a in range(r):
+        lo, hi = max(pads[a], 0), max(pads[a + r], 0)
+        if not lo and not hi:
+            continue
+        n = dx.shape[a] - lo - hi  # the cropped input's extent
+        centre = _pad_axis(b, dx, a, -lo, -hi)
+        if lo and mode == "reflect":  # dx[0:lo] copied x[lo], ..., x[1]
+            part = _pad_axis(b, _reverse(b, dx, a, 0, lo), a, 1, n - 1 - lo)
+        elif lo:  # edge: dx[0:lo] copied x[0]
+            part = b.call("reduce_sum", _pad_axis(b, dx, a, 0, -(n + hi)), axes=[a],
+                          keepdims=True)
+            part = _pad_axis(b, part, a, 0, n - 1)
+        if lo:
+            centre = b.call("add", centre, part)
+        if hi and mode == "reflect":  # dx[lo+n:] copied x[n-2], ..., x[n-1-hi]
+            part = _pad_axis(b, _reverse(b, dx, a, lo + n, lo + n + hi), a, n - 1 - hi, 1)
+        elif hi:
+            part = b.call("reduce_sum", _pad_axis(b, dx, a, -(lo + n), 0), axes=[a],
+                          keepdims=True)
+            part = _pad_axis(b, part, a, n - 1, 0)
+        dx = b.call("add", centre, part) if hi else centre
+    uncrop = [max(-p, 0) for p in pads]
+    return [b.call("pad", dx, pads=uncrop) if any(uncrop) else dx]
+
+
 register(OpDef("pad", _pad_infer, _pad,
                {"pads": Attr("ints"), "value": Attr("float", 0.0),
                 "mode": Attr("str", "constant", lambda m: m in ("constant", "reflect", "edge"),
                              "'constant', 'reflect' or 'edge'")},
                (1, 1), Fusion.INJECTIVE,
                "pads = [begin_0, ..., begin_n, end_0, ..., end_n] as ONNX orders them; "
-               "negative pads crop"))
+               "negative pads crop", grad=_pad_grad))

@@ -1,0 +1,68 @@
+"""Common subexpression elimination: one node per (operator, inputs, attributes).
+
+    before:  %a: f32[4] = relu(%x)
+             %b: f32[4] = relu(%x)
+             %c: f32[4] = add(%a, %b)
+             %d: f32[4] = add(%b, %a)
+    after:   %a: f32[4] = relu(%x)
+             %c: f32[4] = add(%a, %a)
+
+Commutative operators (`OpDef.commutative`) match with their inputs in either order.
+Attributes compare exactly (`registry.attr_key`: floats by repr, so 0.0 and -0.0 differ;
+graph bodies by their text). Weights holding identical bytes of the same type are merged
+too, so that constants folded twice become one. Every operator is deterministic (dropout's
+mask comes from its seed), so merging is exact.
+"""
+
+from __future__ import annotations
+
+import ir
+from ir.ops.registry import attr_key
+
+from .manager import EXACT, graph_pass
+from .patterns import drop_unused_weights
+
+
+def _merge_weights(graph: ir.Graph) -> int:
+    """Point readers of each duplicate weight at its first copy; drop the duplicates."""
+    first: dict[tuple, ir.Value] = {}
+    dupes = []
+    for name, v in graph.params.items():
+        data = graph.weights.get(name)
+        if data is None:
+            continue
+        key = (v.type, data.tobytes())
+        if key in first:
+            graph.replace_all_uses_with(v, first[key])
+            dupes.append(v)
+        else:
+            first[key] = v
+    return drop_unused_weights(graph, dupes)
+
+
+def _key(node: ir.Node, number: dict[int, int]) -> tuple:
+    args = [number[id(v)] for v in node.inputs]
+    if node.opdef.commutative:
+        args.sort()
+    attrs = tuple((k, attr_key(v)) for k, v in node.attrs.items())
+    return node.op, tuple(args), attrs
+
+
+@graph_pass("eliminate_common_subexpressions", EXACT)
+def eliminate_common_subexpressions(graph: ir.Graph) -> dict:
+    """Merge duplicate weights, then nodes computing the same thing as an earlier node."""
+    weights = _merge_weights(graph)
+    number = {id(v): i for i, v in enumerate(graph.values())}  # a stable order for sorting
+    seen: dict[tuple, ir.Node] = {}
+    nodes = 0
+    for node in list(graph.nodes):
+        key = _key(node, number)
+        twin = seen.get(key)
+        if twin is None:
+            seen[key] = node
+            continue
+        for old, new in zip(node.outputs, twin.outputs):
+            graph.replace_all_uses_with(old, new)
+        graph.erase_node(node)
+        nodes += 1
+    return {"nodes": nodes, "weights": weights}
