@@ -38,7 +38,8 @@ def to_graph(model, *example_inputs) -> ir.Graph:
         if path.endswith(".onnx"):
             from .onnx_import import load_onnx
 
-            return load_onnx(path)
+            # symbolic dimensions (a dynamic batch) take the example inputs' sizes
+            return load_onnx(path, input_shapes=[np.shape(x) for x in example_inputs] or None)
         return ir.load(path)
     return trace(model, *example_inputs)
 

@@ -293,7 +293,12 @@ class Tensor:
 
     # ---- shape methods -----------------------------------------------------------------
     def reshape(self, *shape):
-        return op("reshape", self, shape=_shape_arg(shape))
+        shape, n = _shape_arg(shape), self.value.type.size
+        if shape.count(-1) == 1 and all(d >= -1 for d in shape):
+            known = int(np.prod([d for d in shape if d != -1]))
+            if known and n % known == 0:  # resolve -1: the IR reads better concrete
+                shape = tuple(n // known if d == -1 else d for d in shape)
+        return op("reshape", self, shape=shape)
 
     view = reshape
 

@@ -4,6 +4,7 @@
 """
 
 import numpy as np
+from show import compile_and_check
 
 import compiler
 import ir
@@ -47,24 +48,7 @@ def main():
     ir.verify(graph)
     assert str(ir.parse(str(graph), graph.weights)) == str(graph)  # the text round-trips
 
-    backend = "llvm" if _has_llvm() else "reference"
-    fn = compiler.compile(model, x, opt_level=3, backend=backend)
-    print(f"\n== optimised IR (opt_level=3, backend={backend}) ==")
-    print(fn.graph)
-    y = fn(x)
-    ref = compiler.compile(graph, x, opt_level=0, backend="reference")(x)
-    err = np.abs(y - ref).max() / np.abs(ref).max()
-    print(f"\noutput {ir.TensorType.of(y)}, predictions {y.argmax(1).tolist()}")
-    print(f"max relative difference vs the unoptimised reference interpreter: {err:.2e}")
-    assert err < 1e-4
-
-
-def _has_llvm() -> bool:
-    try:
-        from backends import llvm  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    compile_and_check(model, graph, x)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ classification head; trace it, read the IR, compile it, run it, check it.
 """
 
 import numpy as np
+from show import compile_and_check
 
 import compiler
 import ir
@@ -45,27 +46,10 @@ def main():
     ir.verify(graph)
     print(f"\n{len(graph.nodes)} nodes, {len(graph.params)} weights")
 
-    backend = "llvm" if _has_llvm() else "reference"
-    fn = compiler.compile(model, tokens, opt_level=3, backend=backend)
-    print(f"\n== optimised IR (opt_level=3, backend={backend}) ==")
-    print(fn.graph)
-    y = fn(tokens)
-    ref = compiler.compile(graph, tokens, opt_level=0, backend="reference")(tokens)
-    err = np.abs(y - ref).max() / np.abs(ref).max()
-    print(f"\nlogits {ir.TensorType.of(y)}:\n{np.round(y, 4)}")
-    print(f"max relative difference vs the unoptimised reference interpreter: {err:.2e}")
-    assert err < 1e-4
+    compile_and_check(model, graph, tokens)
 
     model.train()  # training mode keeps dropout: it traces and runs too
     print(f"train-mode output mean: {compiler.compile(model, tokens)(tokens).mean():.4f}")
-
-
-def _has_llvm() -> bool:
-    try:
-        from backends import llvm  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

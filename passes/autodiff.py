@@ -17,16 +17,17 @@ becomes, with `grad(g, wrt=["fc.weight"])`:
       %d.loss: f32[] = constant() {value=1.0}
       %d.loss_1: f32[] = constant() {value=0.125}
       %d.loss_2: f32[] = mul(%d.loss, %d.loss_1)
-      %d.loss_3: f32[] = constant() {value=2.0}
-      %d.loss_4: f32[] = mul(%d.loss_2, %d.loss_3)
-      %d.loss_5: f32[4,2] = sub(%fc, %y)
-      %d.loss_6: f32[4,2] = mul(%d.loss_5, %d.loss_4)
-      %d.fc_2: f32[2,4] = transpose(%d.loss_6) {perm=[1,0]}
-      %d.fc_3: f32[2,3] = matmul(%d.fc_2, %x)
-      return %loss, %d.fc_3
+      %d.loss_3: f32[4,2] = sub(%fc, %y)
+      %d.loss_4: f32[] = constant() {value=2.0}
+      %d.loss_5: f32[] = mul(%d.loss_2, %d.loss_4)
+      %d.loss_6: f32[4,2] = mul(%d.loss_3, %d.loss_5)
+      %d.fc: f32[2,4] = transpose(%d.loss_6) {perm=[1,0]}
+      %d.fc_1: f32[2,3] = matmul(%d.fc, %x)
+      return %loss, %d.fc_1
     }
 
-Each operator's rule (`OpDef.grad`, declared beside the operator) builds its input
+(fold_constants then folds the scalar chain). Each operator's rule (`OpDef.grad`,
+declared beside the operator, see ir/ops/_grad.py for the signature) builds its input
 gradients from registered operators, so the result is ordinary IR that prints, verifies,
 runs on any backend and is optimised by the same passes. The pass walks the forward nodes
 in reverse topological order, differentiates only nodes on a path from a requested value

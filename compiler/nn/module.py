@@ -197,11 +197,13 @@ class _Bound(Module):
         return self.model(*tracing.unflatten(spec, xs), **kwargs)
 
 
-class Sequential(Module):
-    def __init__(self, *layers: Module):
+class _Container(Module):
+    """Submodules named 0, 1, 2, ... in order, indexable and iterable."""
+
+    def __init__(self, modules=()):
         super().__init__()
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
+        for m in modules:
+            setattr(self, str(len(self._modules)), m)
 
     def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
@@ -211,6 +213,11 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class Sequential(_Container):
+    def __init__(self, *layers: Module):
+        super().__init__(layers)
 
     def forward(self, x):
         for layer in self._modules.values():
@@ -218,21 +225,7 @@ class Sequential(Module):
         return x
 
 
-class ModuleList(Module):
-    def __init__(self, modules=()):
-        super().__init__()
-        for m in modules:
-            self.append(m)
-
+class ModuleList(_Container):
     def append(self, m: Module) -> ModuleList:
         setattr(self, str(len(self._modules)), m)
         return self
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())

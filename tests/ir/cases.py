@@ -117,7 +117,7 @@ def by_op() -> dict[str, list[Case]]:
 
 
 def _load() -> None:
-    from . import cases_elementwise, cases_fused, cases_nn, cases_shape  # noqa: F401
+    from . import cases_backward, cases_elementwise, cases_fused, cases_nn, cases_shape  # noqa: F401
 
 
 _load()

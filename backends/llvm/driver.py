@@ -1,0 +1,215 @@
+"""compile_graph: a verified graph -> one LLVM module with one entry point -> native code.
+
+The entry point is
+
+    i32 lamina_main(ptr io, ptr weights, ptr arena)
+
+`io` holds the input pointers then the output pointers, `weights` the graph's weight arrays
+then the compile-time arrays lowerings asked for (packed weights, tables), `arena` the
+preallocated memory that holds every intermediate (placed by the memory plan) followed by the
+scratch of whichever node is running. It calls each node's phases in graph order (serially,
+or through the thread pool) and returns 0, or the code of a runtime error.
+"""
+
+from __future__ import annotations
+
+import os
+
+import llvmlite.binding as llvm
+from llvmlite import ir as llir
+
+import ir
+
+from . import memory, runtime
+from .builder import I8, I32, I64, PTR, VOID, KBuilder
+from .codegen import Codegen
+from .kernel import Buf, Kernel, Phase
+from .model import CompiledModel
+from .registry import LOWERINGS, check_lowerable
+from .target import Target, host_target
+
+# Below this much work (roughly flops or bytes moved) a phase runs on the calling thread:
+# waking the pool costs a few microseconds, which small kernels cannot repay.
+MIN_PARALLEL_COST = 200_000
+TASKS_PER_THREAD = 4  # more tasks than threads, so uneven tasks still balance
+
+
+def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math: bool = False,
+                  target_features: str | None = None) -> CompiledModel:
+    """Compile `graph` to native code for this CPU.
+
+    num_threads: threads a call may use (default os.cpu_count(); 1 runs on the calling
+    thread only). Results are identical for every thread count: work is split only over
+    independent outputs. fast_math: allow LLVM's fast-math flags (reassociation, no NaN/Inf
+    guarantees); strict IEEE semantics otherwise. target_features: narrow the host CPU's
+    features, e.g. "avx2" or "sse" (see target.py)."""
+    ir.verify(graph)
+    check_lowerable(graph)
+    for name in graph.params:
+        if name not in graph.weights:
+            raise ir.LaminaError(f"weight @{name} has no data")
+    threads = _threads(num_threads)
+    target = host_target(target_features)
+    cg = Codegen(graph.name, target, fast_math, threads)
+    plan = memory.plan(graph)
+    entry = EntryBuilder(cg, graph, plan)
+    entry.build()
+    header = _header(cg, graph)
+    engine, optimized = jit(header + str(cg.module), target)
+    optimized = header + optimized
+    if threads > 1:
+        runtime.ensure_workers(threads - 1)
+    return CompiledModel(graph, engine, optimized, target, cg, entry.arena_bytes)
+
+
+def _threads(num_threads) -> int:
+    if num_threads is None:
+        return os.cpu_count() or 1
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ir.LaminaError(f"num_threads must be a positive integer, got {num_threads!r}")
+    return num_threads
+
+
+def _header(cg: Codegen, graph: ir.Graph) -> str:
+    flags = "fast-math flags on float ops" if cg.fast_math else "IEEE, no fast-math flags"
+    return (f"; Lamina LLVM backend: graph @{graph.name}\n"
+            f"; fp_mode = {cg.fp_mode} ({flags})\n"
+            f"; target = {cg.target.describe()}, num_threads = {cg.num_threads}\n")
+
+
+def jit(text: str, target: Target):
+    """Parse, verify, optimise (new pass manager, O3) and JIT a module; returns the engine
+    and the optimised IR text."""
+    mod = llvm.parse_assembly(text)
+    mod.verify()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(target.machine, pto)
+    pb.getModulePassManager().run(mod, pb)
+    optimized = str(mod)
+    engine = llvm.create_mcjit_compiler(mod, target.new_machine())
+    engine.finalize_object()
+    return engine, optimized
+
+
+class EntryBuilder:
+    """Builds lamina_main: storage for every value, then each node's phases in order."""
+
+    def __init__(self, cg: Codegen, graph: ir.Graph, plan: memory.MemoryPlan):
+        self.cg, self.graph, self.plan = cg, graph, plan
+        self.fn = llir.Function(cg.module, llir.FunctionType(I32, [PTR, PTR, PTR]),
+                                "lamina_main")
+        self.io, self.weights, self.arena = self.fn.args
+        self.b = KBuilder(self.fn.append_basic_block("entry"))
+        self.scratch_base = memory._align(plan.arena_bytes)
+        self.arena_bytes = self.scratch_base
+        self.where: dict[int, tuple] = {}
+        self._loaded: dict[tuple, llir.Value] = {}
+        self._tramps: dict[str, llir.Function] = {}
+        self._place_values()
+
+    def _place_values(self) -> None:
+        g = self.graph
+        for i, v in enumerate(g.inputs):
+            self.where[id(v)] = ("io", i)
+        names = list(g.params)
+        self.cg.n_weights = len(names)
+        for j, name in enumerate(names):
+            self.where[id(g.params[name])] = ("weight", j)
+        for k, v in enumerate(g.outputs):
+            if v.kind == "node" and id(v) not in self.where:
+                self.where[id(v)] = ("io", len(g.inputs) + k)
+        for v in memory.intermediates(g):
+            self.where[id(v)] = ("arena", self.plan.offsets[v.name])
+
+    def pointer(self, where: tuple) -> llir.Value:
+        kind, x = where
+        if kind == "arena":
+            return self.b.gep(self.arena, [self.b.i64(x)], inbounds=True, source_etype=I8)
+        key = (kind, x)
+        if key not in self._loaded:
+            table = self.io if kind == "io" else self.weights
+            with self.b.goto_entry_block():
+                slot = self.b.gep(table, [self.b.i64(x)], source_etype=PTR)
+                self._loaded[key] = self.b.load(slot, typ=PTR, name=f"{kind}{x}")
+        return self._loaded[key]
+
+    def build(self) -> None:
+        for node in self.graph.nodes:
+            ins = [Buf(v.name, v.type, self.where[id(v)]) for v in node.inputs]
+            outs = [Buf(v.name, v.type, self.where[id(v)]) for v in node.outputs]
+            k = Kernel(self.cg, node, ins, outs)
+            LOWERINGS[node.op](k)
+            self._place_scratch(k)
+            for ph in k.phases:
+                self.call_phase(ph)
+        self._copy_outputs()
+        self.b.ret(llir.Constant(I32, 0))
+
+    def _place_scratch(self, k: Kernel) -> None:
+        offset = self.scratch_base
+        for buf in k.scratch:
+            buf.where = ("arena", offset)
+            offset = memory._align(offset + buf.type.nbytes)
+        self.arena_bytes = max(self.arena_bytes, offset)
+
+    def call_phase(self, ph: Phase) -> None:
+        b = self.b
+        ptrs = [self.pointer(buf.where) for buf in ph.bufs]
+        threads = self.cg.num_threads
+        if (threads > 1 and ph.parallel and ph.n_items >= 2
+                and ph.cost >= MIN_PARALLEL_COST):
+            ntasks = min(ph.n_items, threads * TASKS_PER_THREAD)
+            ctx = self._context(ph, ptrs, ntasks)
+            pfor = runtime.declare_parallel_for(self.cg.module)
+            b.call(pfor, [self._trampoline(ph), ctx, b.i64(ntasks), b.i64(threads)])
+            return
+        rc = b.call(ph.fn, [*ptrs, b.i64(0), b.i64(ph.n_items), b.i64(0)])
+        if ph.error:
+            failed = b.icmp_signed("!=", rc, llir.Constant(I32, 0))
+            with b.if_then(failed, likely=False):
+                b.ret(llir.Constant(I32, ph.error))
+
+    def _context(self, ph: Phase, ptrs, ntasks: int) -> llir.Value:
+        """The task context: buffer pointers, then n_items and ntasks, one 8-byte slot each."""
+        b = self.b
+        with b.goto_entry_block():
+            ctx = b.alloca(I64, size=len(ptrs) + 2)
+        words = [b.ptrtoint(p, I64) for p in ptrs] + [b.i64(ph.n_items), b.i64(ntasks)]
+        for i, word in enumerate(words):
+            b.store(word, b.gep(ctx, [b.i64(i)], source_etype=I64))
+        return ctx
+
+    def _trampoline(self, ph: Phase) -> llir.Function:
+        """void tramp(ptr ctx, i64 task, i64 worker): items [task*n/T, (task+1)*n/T)."""
+        name = ph.fn.name + ".task"
+        if name in self._tramps:
+            return self._tramps[name]
+        fn = llir.Function(self.cg.module, llir.FunctionType(VOID, [PTR, I64, I64]), name)
+        fn.linkage = "internal"
+        ctx, task, worker = fn.args
+        b = KBuilder(fn.append_basic_block("entry"))
+        nb = len(ph.bufs)
+        slots = [b.gep(ctx, [b.i64(i)], source_etype=I64) for i in range(nb + 2)]
+        ptrs = [b.inttoptr(b.load(s, typ=I64), PTR) for s in slots[:nb]]
+        n, ntasks = b.load(slots[nb], typ=I64), b.load(slots[nb + 1], typ=I64)
+        lo = b.sdiv(b.mul(task, n), ntasks)
+        hi = b.sdiv(b.mul(b.add(task, b.i64(1)), n), ntasks)
+        b.call(ph.fn, [*ptrs, lo, hi, worker])
+        b.ret_void()
+        self._tramps[name] = fn
+        return fn
+
+    def _copy_outputs(self) -> None:
+        """Outputs not written in place (an input, a weight, a repeated value) are copied."""
+        g = self.graph
+        for k, v in enumerate(g.outputs):
+            dst = ("io", len(g.inputs) + k)
+            src = self.where[id(v)]
+            if src != dst and v.type.nbytes:
+                self.b.intrinsic("memcpy", [self.pointer(dst), self.pointer(src),
+                                            self.b.i64(v.type.nbytes),
+                                            llir.Constant(llir.IntType(1), 0)],
+                                 ret=VOID, overload=[PTR, PTR, I64])

@@ -1,0 +1,110 @@
+"""CompiledModel: the callable a compilation returns.
+
+It owns the execution engine (so the code stays alive), the weight arrays and compile-time
+arrays its pointers refer to, and the arena. A call checks the inputs, makes them
+contiguous, allocates the outputs and makes one foreign call into `lamina_main`.
+The arena is shared by calls, so calls on one model are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import llvmlite.binding as llvm
+import numpy as np
+
+import ir
+from backends.reference import check_inputs
+
+_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class CompiledModel:
+    """A graph compiled to native code. Call it with numpy arrays; it returns an array, or a
+    tuple of arrays for several outputs.
+
+    Attributes: graph (what runs), llvm_ir (the optimised module text, with the FP mode and
+    target in its header), asm (the assembly, produced on first access), fp_mode ("strict"
+    or "fast"), num_threads, arena_bytes, target."""
+
+    backend = "llvm"
+
+    def __init__(self, graph: ir.Graph, engine, llvm_ir: str, target, cg, arena_bytes: int):
+        self.graph = graph
+        self.llvm_ir = llvm_ir
+        self.target = target
+        self.fp_mode = cg.fp_mode
+        self.num_threads = cg.num_threads
+        self.arena_bytes = arena_bytes
+        self._engine = engine
+        self._errors = list(cg.errors)
+        self._fn = _ENTRY(engine.get_function_address("lamina_main"))
+        weights = [np.ascontiguousarray(graph.weights[name], dtype=v.type.np_dtype)
+                   for name, v in graph.params.items()]
+        self._keep = weights + list(cg.extra)  # the code holds raw pointers to these
+        self._weights = (ctypes.c_void_p * max(1, len(self._keep)))(
+            *[a.ctypes.data for a in self._keep])
+        self._arena_buf, arena = _aligned(arena_bytes)
+        self._arena = ctypes.c_void_p(arena)
+        self._out_types = [(v.type.shape, v.type.np_dtype) for v in graph.outputs]
+        self._n_in = len(graph.inputs)
+        self._io = (ctypes.c_void_p * max(1, self._n_in + len(self._out_types)))()
+        self._lock = threading.Lock()
+        self._asm: str | None = None
+
+    def __call__(self, *args):
+        arrays = check_inputs(self.graph, args)
+        outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
+        with self._lock:
+            io = self._io
+            for i, a in enumerate(arrays):
+                if not a.flags.c_contiguous:
+                    a = arrays[i] = np.ascontiguousarray(a)
+                io[i] = a.ctypes.data
+            for i, o in enumerate(outs, self._n_in):
+                io[i] = o.ctypes.data
+            rc = self._fn(io, self._weights, self._arena)
+        if rc:
+            raise ir.LaminaError(self._errors[rc - 1])
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    @property
+    def asm(self) -> str:
+        """Assembly of the whole module (generated again from the optimised IR)."""
+        if self._asm is None:
+            header = "".join(line.replace(";", "#", 1) + "\n" for line in
+                             self.llvm_ir.splitlines()[:3])
+            mod = llvm.parse_assembly(self.llvm_ir)
+            self._asm = header + self.target.machine.emit_assembly(mod)
+        return self._asm
+
+    def kernel_names(self) -> list[str]:
+        """Names of the generated functions (phases are named after their operator)."""
+        return [line.split("@")[1].split("(")[0].strip('"') for line in
+                self.llvm_ir.splitlines() if line.startswith("define ")]
+
+    def kernel_ir(self, name: str) -> str:
+        """The optimised IR of one function of the module."""
+        lines, keep = [], False
+        for line in self.llvm_ir.splitlines():
+            if line.startswith("define ") and (f'@"{name}"(' in line or f"@{name}(" in line):
+                keep = True
+            if keep:
+                lines.append(line)
+                if line == "}":
+                    break
+        if not lines:
+            raise ir.LaminaError(f"no function {name!r}; see kernel_names()")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<compiled @{self.graph.name} on llvm: {self.target.describe()}, "
+                f"{self.fp_mode} fp, {self.num_threads} thread(s)>")
+
+
+def _aligned(nbytes: int, align: int = 64):
+    """A zeroed byte buffer and the address of its first `align`-aligned byte."""
+    raw = np.zeros(nbytes + align, np.uint8)
+    addr = raw.ctypes.data
+    return raw, addr + (-addr) % align

@@ -1,0 +1,313 @@
+"""A persistent thread pool, written in LLVM IR and JIT-compiled once per process.
+
+Creating a thread per call costs ~35 us here, so compiled models share a pool of workers
+that wait for jobs. One job is `parallel_for(task, ctx, ntasks, nthreads)`: tasks 0..ntasks-1
+are claimed from an atomic counter by the caller (worker 0) and up to nthreads-1 pool
+workers, each calling `task(ctx, t, worker)`.
+
+The job is announced through one 32-bit futex word, (sequence << 8) | participants: a worker
+reads the sequence and whether it may take part in one atomic load. To take part it must
+*join* the job: a compare-and-swap on a 64-bit state (sequence << 32 | open << 31 | joined)
+that succeeds only while the job is open. Once the caller has claimed the last task it
+closes the job (clearing the open bit returns how many joined) and waits for just those
+workers to finish their tasks and leave. A worker the OS has not scheduled yet therefore
+never delays a call (on a busy machine that could cost a time slice), and no worker reads
+a job's fields after parallel_for has returned.
+
+Idle workers spin for a while (jobs come microseconds apart inside a model) and then sleep
+on the futex. At exit the pool is stopped and joined before the JIT code is freed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import functools
+import threading
+
+import llvmlite.binding as llvm
+from llvmlite import ir as llir
+
+from .builder import I32, I64, PTR, VOID, KBuilder, declare
+from .target import host_target
+
+MAX_WORKERS = 255  # participants must fit the futex word's low byte
+SPIN = 1 << 16  # pause iterations before a worker sleeps (about a millisecond)
+YIELD_EVERY = 256  # pauses between sched_yield calls while spinning
+SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
+PFOR_NAME = "lamina_parallel_for"
+TASK_TYPE = llir.FunctionType(VOID, [PTR, I64, I64])
+# llvmlite's call needs a callee typed as a function pointer; LLVM itself sees `ptr`
+TASK_PTR = TASK_TYPE.as_pointer()
+PFOR_TYPE = llir.FunctionType(VOID, [PTR, PTR, I64, I64])
+
+_lock = threading.Lock()
+
+
+def declare_parallel_for(module: llir.Module) -> llir.Function:
+    """The pool's entry in a model's module (resolved to the runtime by symbol)."""
+    _runtime()
+    return declare(module, PFOR_NAME, VOID, PFOR_TYPE.args)
+
+
+def ensure_workers(n: int) -> None:
+    """Grow the pool to at least `n` workers (it never shrinks)."""
+    rt = _runtime()
+    with _lock:
+        rt.grow(min(n, MAX_WORKERS))
+
+
+class _Runtime:
+    def __init__(self):
+        target = host_target()
+        mod = llvm.parse_assembly(str(_build_module()))
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=2)
+        pb = llvm.create_pass_builder(target.machine, pto)
+        pb.getModulePassManager().run(mod, pb)
+        self.engine = llvm.create_mcjit_compiler(mod, target.new_machine())
+        self.engine.finalize_object()
+        addr = self.engine.get_function_address
+        llvm.add_symbol(PFOR_NAME, addr(PFOR_NAME))
+        self.grow = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("lamina_pool_grow"))
+        self.stop = ctypes.CFUNCTYPE(None)(addr("lamina_pool_stop"))
+        atexit.register(self.stop)
+
+
+@functools.cache
+def _runtime() -> _Runtime:
+    return _Runtime()
+
+
+# ---- the IR ---------------------------------------------------------------------------------
+def _build_module() -> llir.Module:
+    m = llir.Module(name="lamina_runtime")
+    m.triple = llvm.get_process_triple()
+    g = {name: _global(m, name, ty) for name, ty in (
+        ("word", I32), ("stop", I32), ("sleepers", I32), ("fn", PTR), ("ctx", PTR),
+        ("ntasks", I64), ("next", I64), ("left", I64), ("state", I64), ("nworkers", I64),
+        ("base", I32), ("seq", I32))}
+    threads = llir.GlobalVariable(m, llir.ArrayType(I64, MAX_WORKERS), "lamina.threads")
+    threads.initializer = llir.Constant(llir.ArrayType(I64, MAX_WORKERS), None)
+    threads.linkage = "internal"
+    run = _run_tasks(m, g)
+    worker = _worker(m, g, run)
+    _parallel_for(m, g, run)
+    _grow(m, g, worker, threads)
+    _stop(m, g, threads)
+    return m
+
+
+def _global(m, name, ty):
+    gv = llir.GlobalVariable(m, ty, "lamina." + name)
+    gv.initializer = llir.Constant(ty, None)
+    gv.linkage = "internal"
+    return gv
+
+
+def _atomic_load(b, ptr, ty):
+    return b.load_atomic(ptr, "seq_cst", align=ty.width // 8, typ=ty)
+
+
+def _futex(b, m, addr, op, val):
+    syscall = m.globals.get("syscall") or llir.Function(
+        m, llir.FunctionType(I64, [I64], var_arg=True), "syscall")
+    # syscall() reads every argument as a long: pass 64-bit values
+    b.call(syscall, [b.i64(SYS_FUTEX), addr, b.i64(op), b.zext(val, I64), b.i64(0), b.i64(0),
+                     b.i64(0)])
+
+
+def _pause(b):
+    b.call(declare(b.module, "llvm.x86.sse2.pause", VOID, []), [])
+
+
+def _backoff(b, count):
+    """pause; every YIELD_EVERY-th time give the core away (sched_yield): on a machine with
+    more runnable threads than cores, the thread we wait for may need this one."""
+    _pause(b)
+    due = b.icmp_unsigned("==", b.and_(count, b.i64(YIELD_EVERY - 1)), b.i64(YIELD_EVERY - 1))
+    with b.if_then(due, likely=False):
+        b.call(declare(b.module, "sched_yield", I32, []), [])
+
+
+def _run_tasks(m, g) -> llir.Function:
+    """void run(i64 worker): claim and run tasks of the current job until none are left."""
+    fn = llir.Function(m, llir.FunctionType(VOID, [I64]), "lamina.run_tasks")
+    fn.linkage = "internal"
+    b = KBuilder(fn.append_basic_block("entry"))
+    task_fn = b.load(g["fn"], typ=TASK_PTR)
+    ctx = b.load(g["ctx"], typ=PTR)
+    n = b.load(g["ntasks"], typ=I64)
+    head = fn.append_basic_block("claim")
+    body = fn.append_basic_block("run")
+    done = fn.append_basic_block("done")
+    b.branch(head)
+    b.position_at_end(head)
+    t = b.atomic_rmw("add", g["next"], b.i64(1), "seq_cst")
+    b.cbranch(b.icmp_signed("<", t, n), body, done)
+    b.position_at_end(body)
+    b.call(task_fn, [ctx, t, fn.args[0]])
+    b.branch(head)
+    b.position_at_end(done)
+    b.ret_void()
+    return fn
+
+
+def _worker(m, g, run) -> llir.Function:
+    """ptr worker(ptr id): wait for a job word that differs from the last seen one; take
+    part if id <= participants; exit when stop is set."""
+    fn = llir.Function(m, llir.FunctionType(PTR, [PTR]), "lamina.worker")
+    fn.linkage = "internal"
+    b = KBuilder(fn.append_basic_block("entry"))
+    me = b.ptrtoint(fn.args[0], I64)
+    # the word when the pool grew, not now: a stop (or job) may come before the thread runs
+    seen = b.var(I32, _atomic_load(b, g["base"], I32), "seen")
+    wait = fn.append_basic_block("wait")
+    spin = fn.append_basic_block("spin")
+    sleep = fn.append_basic_block("sleep")
+    got = fn.append_basic_block("got")
+    b.branch(wait)
+    # spin, then sleep until the word changes
+    b.position_at_end(wait)
+    count = b.phi(I64)
+    count.add_incoming(b.i64(0), fn.entry_basic_block)
+    word = _atomic_load(b, g["word"], I32)
+    changed = b.icmp_unsigned("!=", word, b.get(seen, I32))
+    b.cbranch(changed, got, spin)
+    b.position_at_end(spin)
+    _backoff(b, count)
+    spin_end = b.block
+    nxt = b.add(count, b.i64(1))
+    count.add_incoming(nxt, spin_end)
+    count.add_incoming(b.i64(0), sleep)
+    b.cbranch(b.icmp_signed("<", nxt, b.i64(SPIN)), wait, sleep)
+    b.position_at_end(sleep)
+    b.atomic_rmw("add", g["sleepers"], b.i32(1), "seq_cst")
+    _futex(b, m, g["word"], FUTEX_WAIT_PRIVATE, b.get(seen, I32))
+    b.atomic_rmw("sub", g["sleepers"], b.i32(1), "seq_cst")
+    b.branch(wait)
+    # a new word: stop, or run tasks if this worker takes part
+    b.position_at_end(got)
+    b.store(word, seen)
+    stop = b.icmp_signed("!=", _atomic_load(b, g["stop"], I32), b.i32(0))
+    with b.if_then(stop):
+        b.ret(llir.Constant(PTR, None))
+    parts = b.zext(b.and_(word, b.i32(0xFF)), I64)
+    with b.if_then(b.icmp_signed("<=", me, parts)):
+        seq = b.zext(b.lshr(word, b.i32(8)), I64)
+        with b.if_then(_join(b, g, seq)):
+            b.call(run, [me])
+            b.atomic_rmw("add", g["left"], b.i64(1), "seq_cst")
+    b.branch(wait)
+    # `wait`'s phi needs an edge from here too
+    count.add_incoming(b.i64(0), b.block)
+    return fn
+
+
+OPEN = 1 << 31
+
+
+def _join(b: KBuilder, g, seq) -> llir.Value:
+    """Join the job with this (24-bit) sequence if it is still open: i1 whether we did."""
+    fn = b.function
+    head = fn.append_basic_block("join.try")
+    done = fn.append_basic_block("join.done")
+    b.branch(head)
+    b.position_at_end(head)
+    st = _atomic_load(b, g["state"], I64)
+    same = b.icmp_unsigned("==", b.and_(b.lshr(st, b.i64(32)), b.i64(0xFFFFFF)), seq)
+    is_open = b.icmp_unsigned("!=", b.and_(st, b.i64(OPEN)), b.i64(0))
+    can = b.and_(same, is_open)
+    attempt = fn.append_basic_block("join.cas")
+    b.cbranch(can, attempt, done)
+    b.position_at_end(attempt)
+    pair = b.cmpxchg(g["state"], st, b.add(st, b.i64(1)), "seq_cst", "seq_cst")
+    ok = b.extract_value(pair, 1)
+    b.cbranch(ok, done, head)  # lost a race (another joiner, or the close): look again
+    b.position_at_end(done)
+    joined = b.phi(llir.IntType(1))
+    joined.add_incoming(llir.Constant(llir.IntType(1), 0), head)
+    joined.add_incoming(llir.Constant(llir.IntType(1), 1), attempt)
+    return joined
+
+
+def _parallel_for(m, g, run) -> None:
+    fn = llir.Function(m, llir.FunctionType(VOID, [TASK_PTR, PTR, I64, I64]), PFOR_NAME)
+    task, ctx, ntasks, nthreads = fn.args
+    b = KBuilder(fn.append_basic_block("entry"))
+    nw = b.load(g["nworkers"], typ=I64)
+    want = b.sub(nthreads, b.i64(1))
+    parts = b.select(b.icmp_signed("<", want, nw), want, nw)
+    parts = b.select(b.icmp_signed("<", b.sub(ntasks, b.i64(1)), parts),
+                     b.sub(ntasks, b.i64(1)), parts)
+    serial = b.icmp_signed("<=", parts, b.i64(0))
+    with b.if_then(serial):
+        with b.loop(0, ntasks) as t:
+            b.call(task, [ctx, t, b.i64(0)])
+        b.ret_void()
+    b.store(task, g["fn"])
+    b.store(ctx, g["ctx"])
+    b.store(ntasks, g["ntasks"])
+    b.store_atomic(b.i64(0), g["next"], "seq_cst", 8)
+    b.store_atomic(b.i64(0), g["left"], "seq_cst", 8)
+    seq = b.and_(b.add(b.load(g["seq"], typ=I32), b.i32(1)), b.i32(0xFFFFFF))
+    b.store(seq, g["seq"])
+    seq64 = b.zext(seq, I64)
+    b.store_atomic(b.or_(b.shl(seq64, b.i64(32)), b.i64(OPEN)), g["state"], "seq_cst", 8)
+    word = b.or_(b.shl(seq, b.i32(8)), b.trunc(parts, I32))
+    b.store_atomic(word, g["word"], "seq_cst", 4)
+    sleeping = b.icmp_signed("!=", _atomic_load(b, g["sleepers"], I32), b.i32(0))
+    with b.if_then(sleeping):
+        _futex(b, m, g["word"], FUTEX_WAKE_PRIVATE, b.i32(MAX_WORKERS))
+    b.call(run, [b.i64(0)])
+    # every task is claimed: close the job, then wait for the workers that joined it
+    old = b.atomic_rmw("and", g["state"], b.i64(~OPEN), "seq_cst")
+    joined = b.and_(old, b.i64(OPEN - 1))
+    head = fn.append_basic_block("drain")
+    idle = fn.append_basic_block("idle")
+    out = fn.append_basic_block("out")
+    entry_end = b.block
+    b.branch(head)
+    b.position_at_end(head)
+    spins = b.phi(I64)
+    spins.add_incoming(b.i64(0), entry_end)
+    finished = b.icmp_signed("==", _atomic_load(b, g["left"], I64), joined)
+    b.cbranch(finished, out, idle)
+    b.position_at_end(idle)
+    _backoff(b, spins)
+    spins.add_incoming(b.add(spins, b.i64(1)), b.block)
+    b.branch(head)
+    b.position_at_end(out)
+    b.ret_void()
+
+
+def _grow(m, g, worker, threads) -> None:
+    fn = llir.Function(m, llir.FunctionType(VOID, [I64]), "lamina_pool_grow")
+    b = KBuilder(fn.append_basic_block("entry"))
+    create = declare(m, "pthread_create", I32, [PTR, PTR, PTR, PTR])
+    start = b.load(g["nworkers"], typ=I64)
+    b.store_atomic(_atomic_load(b, g["word"], I32), g["base"], "seq_cst", 4)
+    with b.loop(start, fn.args[0]) as i:
+        slot = b.gep(threads, [b.i64(0), i], source_etype=threads.value_type)
+        arg = b.inttoptr(b.add(i, b.i64(1)), PTR)  # worker ids start at 1; 0 is the caller
+        b.call(create, [slot, llir.Constant(PTR, None), worker, arg])
+        b.store(b.add(i, b.i64(1)), g["nworkers"])
+    b.ret_void()
+
+
+def _stop(m, g, threads) -> None:
+    fn = llir.Function(m, llir.FunctionType(VOID, []), "lamina_pool_stop")
+    b = KBuilder(fn.append_basic_block("entry"))
+    join = declare(m, "pthread_join", I32, [I64, PTR])
+    b.store_atomic(b.i32(1), g["stop"], "seq_cst", 4)
+    old = _atomic_load(b, g["word"], I32)
+    b.store_atomic(b.and_(b.add(old, b.i32(256)), b.i32(~0xFF)), g["word"], "seq_cst", 4)
+    _futex(b, m, g["word"], FUTEX_WAKE_PRIVATE, b.i32(MAX_WORKERS))
+    n = b.load(g["nworkers"], typ=I64)
+    with b.loop(0, n) as i:
+        slot = b.gep(threads, [b.i64(0), i], source_etype=threads.value_type)
+        b.call(join, [b.load(slot, typ=I64), llir.Constant(PTR, None)])
+    b.store(b.i64(0), g["nworkers"])
+    b.ret_void()
+
+

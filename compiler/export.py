@@ -1,0 +1,172 @@
+"""What `lamina compile MODEL -o DIR` writes, from an optimised graph and its compiled model.
+
+Always: `model.ir` (the optimised IR text), `model.npz` (the optimised graph with its weights,
+itself a valid MODEL for every verb) and `passes.txt` (time and rewrites per pass). With the
+LLVM backend, also `model.ll` (optimised LLVM IR), `model.s` (assembly), `model.o` (a
+position-independent object file), `model.weights.bin` (the weights, 64-byte aligned),
+`model.h` (a C header declaring the entry point and describing its arguments) and, when a
+C compiler is on PATH, `model.so` (a shared library built from the object).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+import ir
+
+ALIGN = 64
+
+
+def write(directory: str | Path, graph: ir.Graph, model, stats: str, name: str = "model",
+          ) -> tuple[list[Path], list[str]]:
+    """Write the artefacts; returns (paths written, notes about what could not be)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    written, notes = [], []
+
+    def put(filename: str, data: str | bytes) -> None:
+        path = d / filename
+        path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
+        written.append(path)
+
+    put(f"{name}.ir", f"{graph}\n")
+    ir.save(graph, d / f"{name}.npz")
+    written.append(d / f"{name}.npz")
+    put("passes.txt", stats + "\n")
+    llvm_ir = getattr(model, "llvm_ir", None)
+    if llvm_ir is None:
+        notes.append(f"backend {getattr(model, 'backend', '?')} makes no native code: wrote "
+                     "the optimised IR only (use --backend llvm for LLVM IR, assembly and an "
+                     "object file)")
+        return written, notes
+    put(f"{name}.ll", llvm_ir)
+    asm = getattr(model, "asm", None)
+    if asm is not None:
+        put(f"{name}.s", asm)
+    obj = _object_code(model, notes)
+    if obj is None:
+        return written, notes
+    put(f"{name}.o", obj)
+    offsets, blob = _weights_blob(graph, _constant_arrays(model, graph))
+    put(f"{name}.weights.bin", blob)
+    put(f"{name}.h", header(graph, model, offsets, name))
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        notes.append("no C compiler on PATH: wrote the object file, not a shared library")
+        return written, notes
+    so = d / f"{name}.so"
+    done = subprocess.run([cc, "-shared", "-o", str(so), str(d / f"{name}.o"), "-lm"],
+                          capture_output=True, check=False)
+    if done.returncode == 0:
+        written.append(so)
+    else:
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        notes.append(f"linking {so.name} failed: {last[0]}")
+    return written, notes
+
+
+def _object_code(model, notes: list[str]) -> bytes | None:
+    """The model's object code: from the backend if it can emit one, else by compiling its
+    optimised LLVM IR again for the same CPU, position-independent."""
+    emit = getattr(model, "emit_object", None)
+    if callable(emit):
+        return emit()
+    target = getattr(model, "target", None)
+    if target is None or not hasattr(target, "cpu"):
+        notes.append("the compiled model exposes no target: no object file written")
+        return None
+    import llvmlite.binding as llvm  # the backend's own dependency, needed only here
+
+    triple = llvm.get_process_triple()
+    machine = llvm.Target.from_triple(triple).create_target_machine(
+        cpu=target.cpu, features=target.features, opt=3, reloc="pic", codemodel="default")
+    if getattr(model, "num_threads", 1) > 1:
+        notes.append(f"compiled for {model.num_threads} threads: the object calls "
+                     "lamina_parallel_for, Lamina's in-process thread pool; compile with "
+                     "--threads 1 for a self-contained object")
+    return machine.emit_object(llvm.parse_assembly(model.llvm_ir))
+
+
+def _constant_arrays(model, graph: ir.Graph) -> list[np.ndarray]:
+    """The compile-time arrays (packed weights, tables) the entry point reads after the
+    graph's weights. `constant_arrays` if the backend exposes it; until it does, the tail of
+    the array list a CompiledModel keeps alive for its code, which is in the same order."""
+    arrays = getattr(model, "constant_arrays", None)
+    if arrays is None:
+        kept = getattr(model, "_keep", None) or []
+        arrays = kept[len(graph.params):]
+    return [np.ascontiguousarray(a) for a in arrays]
+
+
+def _weights_blob(graph: ir.Graph, constants: list[np.ndarray],
+                  ) -> tuple[list[tuple[str, int, int]], bytes]:
+    """(name, offset, nbytes) per entry of the weights table (the graph's weights, then the
+    compile-time arrays, named `constant.K`), and the packed bytes."""
+    parts, offsets, pos = [], [], 0
+    tables = [(name, np.ascontiguousarray(graph.weights[name], dtype=v.type.np_dtype))
+              for name, v in graph.params.items()]
+    tables += [(f"constant.{k}", a) for k, a in enumerate(constants)]
+    for name, array in tables:
+        data = array.tobytes()
+        pad = (-pos) % ALIGN
+        parts += [b"\0" * pad, data]
+        pos += pad
+        offsets.append((name, pos, len(data)))
+        pos += len(data)
+    return offsets, b"".join(parts)
+
+
+_CTYPES = {"f32": "float", "f64": "double", "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t"}
+
+
+def header(graph: ir.Graph, model, offsets, name: str = "model") -> str:
+    """A C header for the entry point `lamina_main(io, weights, arena)`."""
+    macro = name.upper().replace("-", "_").replace(".", "_")
+
+    def decl(v: ir.Value) -> str:
+        return f"{_CTYPES[v.type.dtype]}{''.join(f'[{d}]' for d in v.shape)}"
+
+    io = [f" *   io[{i}] = input  %{v.name}: {decl(v)}" for i, v in enumerate(graph.inputs)]
+    io += [f" *   io[{len(graph.inputs) + i}] = output {i}: {decl(v)}"
+           for i, v in enumerate(graph.outputs)]
+    def what(n: str) -> str:
+        return f"@{n}: {decl(graph.params[n])}" if n in graph.params else \
+            f"{n} (a compile-time array the backend made)"
+
+    ws = [f" *   weights[{i}] = {what(n)}, at byte {off} of {name}.weights.bin ({size} bytes)"
+          for i, (n, off, size) in enumerate(offsets)]
+    arena = getattr(model, "arena_bytes", 0)
+    lines = [
+        f"/* {name}.h: generated by `lamina compile` for graph @{graph.name}.",
+        f" * Link {name}.o (or load {name}.so) and call lamina_main.",
+        " *",
+        " * io: pointers to the inputs, then to the outputs (C-contiguous, row-major):",
+        *io,
+        f" * weights: pointers into {name}.weights.bin ({ALIGN}-byte aligned when the file is",
+        f" * loaded at an aligned address), at {name}_weight_offsets, in this order:",
+        *(ws or [" *   (no weights)"]),
+        f" * arena: {ALIGN}-byte aligned memory of {macro}_ARENA_BYTES bytes.",
+        " * Returns 0, or k > 0 for the k-th runtime error the backend can detect.",
+        f" * fp mode: {getattr(model, 'fp_mode', '?')}; threads: "
+        f"{getattr(model, 'num_threads', '?')}.",
+        " */",
+        f"#ifndef LAMINA_{macro}_H",
+        f"#define LAMINA_{macro}_H",
+        "#include <stdint.h>",
+        "",
+        f"#define {macro}_NUM_INPUTS {len(graph.inputs)}",
+        f"#define {macro}_NUM_OUTPUTS {len(graph.outputs)}",
+        f"#define {macro}_NUM_WEIGHTS {len(offsets)}",
+        f"#define {macro}_ARENA_BYTES {arena}",
+        "",
+    ]
+    if offsets:
+        lines += [f"static const uint64_t {name}_weight_offsets[{len(offsets)}] = "
+                  f"{{{', '.join(str(o) for _, o, _ in offsets)}}};", ""]
+    lines += ["int32_t lamina_main(void **io, void *const *weights, void *arena);", "",
+              f"#endif /* LAMINA_{macro}_H */", ""]
+    return "\n".join(lines)

@@ -1,0 +1,579 @@
+"""ONNX import: an `.onnx` model (opsets 9..21; older ones as far as they agree) -> ir.Graph.
+
+    graph = load_onnx("resnet.onnx", input_shapes=[(8, 3, 224, 224)])
+
+The model is read with the `onnx` package (imported lazily: it is a test dependency, not a
+runtime one), then walked node by node in topological order. Each ONNX operator has one
+small function in the operator table (`compiler.onnx_ops` and the modules it loads), named
+like the operator, that builds registry operators through a `Builder`; an operator without
+one that ONNX defines as a function of others (Celu, GroupNormalization, Attention, ...) is
+expanded into that function and imported node by node, and an `If` whose condition is known
+is replaced by the branch it takes. Values whose contents are known at import time
+(initialisers, `Constant`, `Shape` of a statically shaped tensor, and everything computed
+only from those) stay numpy arrays and fold on the spot: registry operators are evaluated
+with the registry's own numpy semantics, and the few ONNX operators with no registry
+counterpart (`Range`, `NonZero`, `Floor`, `Mod`, ...) directly with numpy. Only arrays that
+reach a run-time operator become graph weights (or `constant` nodes for single numbers).
+
+Shapes are static: a symbolic dimension (a dynamic batch) takes the size given in
+`input_shapes`, which `compiler.compile("m.onnx", x)` fills in from the example inputs.
+
+Everything the importer cannot express is collected and reported at once by one
+`OnnxImportError` that lists each unsupported operator (or attribute, or dtype) and the node
+where it occurs. A model still in training mode (dropout or batch norm with a training flag)
+imports for inference with an `OnnxImportWarning` that names the nodes and says what was done.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ir
+from ir import LaminaError, TensorType
+from ir.ops import registry
+from ir.types import DTYPES, FLOATS, dtype_name
+
+
+class OnnxImportError(LaminaError):
+    """An ONNX model that cannot be imported. `problems` lists (op_type, node, reason) for
+    every node at fault; `unsupported` only those that ask for something Lamina lacks."""
+
+    def __init__(self, message: str, problems=(), unsupported=()):
+        super().__init__(message)
+        self.problems: list[tuple[str, str, str]] = list(problems) or list(unsupported)
+        self.unsupported: list[tuple[str, str, str]] = list(unsupported)
+
+
+class OnnxImportWarning(UserWarning):
+    """Something in an ONNX model that was imported differently from how it was written
+    (training-mode operators compiled for inference)."""
+
+
+class Unsupported(Exception):
+    """Raised by an operator function: this node needs something the registry lacks."""
+
+
+class Decline(Unsupported):
+    """Raised by an operator function, before it builds anything, for a case it leaves to
+    the function ONNX defines the operator by (when there is one)."""
+
+
+@dataclass
+class OnnxNode:
+    """One ONNX node, its attributes decoded to Python values."""
+
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict
+    used: list[bool] = field(default_factory=list)  # which outputs anything reads
+
+    def get(self, key: str, default=None):
+        return self.attrs.get(key, default)
+
+    @property
+    def label(self) -> str:
+        return f"{self.op} '{self.name}'"
+
+
+# ---- reading -------------------------------------------------------------------------------
+def _read(model):
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model, "<ModelProto>"
+    if isinstance(model, (bytes, bytearray)):
+        source, where = bytes(model), "<bytes>"
+    elif isinstance(model, (str, os.PathLike)):
+        source, where = os.fspath(model), os.fspath(model)
+        if not os.path.isfile(source):
+            raise OnnxImportError(f"cannot read ONNX model {where}: no such file")
+    else:
+        raise OnnxImportError(f"load_onnx takes a path, bytes or an onnx.ModelProto, got "
+                              f"{type(model).__name__}")
+    try:
+        proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+    except Exception as e:  # protobuf DecodeError, OSError on external data, ...
+        raise OnnxImportError(f"cannot read ONNX model {where}: the file is corrupt or "
+                              f"truncated ({type(e).__name__}: {e})") from None
+    return proto, where
+
+
+def _opset(proto, where: str) -> int:
+    versions = {o.domain: o.version for o in proto.opset_import}
+    version = versions.get("", versions.get("ai.onnx"))
+    if version is None:
+        if proto.graph.node:
+            raise OnnxImportError(f"{where}: the model imports no version of the default ONNX "
+                                  "operator set")
+        version = 21
+    return int(version)
+
+
+def _attrs(node) -> dict:
+    import onnx
+    from onnx import numpy_helper
+
+    out = {}
+    for a in node.attribute:
+        value = onnx.helper.get_attribute_value(a)
+        if a.type == onnx.AttributeProto.STRING:
+            value = value.decode("utf-8", "replace")
+        elif a.type == onnx.AttributeProto.STRINGS:
+            value = [v.decode("utf-8", "replace") for v in value]
+        elif a.type == onnx.AttributeProto.TENSOR:
+            value = numpy_helper.to_array(value)
+        elif a.type in (onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS):
+            value = list(value)
+        out[a.name] = value
+    return out
+
+
+def _array(tensor, what: str) -> np.ndarray:
+    from onnx import numpy_helper
+
+    try:
+        return np.asarray(numpy_helper.to_array(tensor))
+    except Exception as e:
+        raise OnnxImportError(f"cannot read {what} '{tensor.name}': {type(e).__name__}: "
+                              f"{e}") from None
+
+
+def np_dtype(elem_type: int) -> np.dtype | None:
+    """The numpy dtype of an ONNX element type, or None where numpy has none."""
+    import onnx
+
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except Exception:
+        return None
+
+
+def onnx_type_name(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"type {elem_type}"
+
+
+# ---- the builder operator functions use ------------------------------------------------------
+class Builder:
+    """Creates registry operators for one ONNX node at a time; folds what is constant."""
+
+    def __init__(self, graph: ir.Graph, opset: int):
+        self.graph, self.opset = graph, opset
+        self.node: OnnxNode | None = None
+        self.names: dict[int, str] = {}  # id(array) -> the ONNX name it came from
+        self._values: dict[int, ir.Value] = {}  # id(array) -> its graph value
+        self._keep: list[np.ndarray] = []  # arrays whose ids are keys above stay alive
+        self.training: list[tuple[str, str]] = []  # (node label, what was done instead)
+
+    @property
+    def base(self) -> str:
+        n = self.node
+        return (n.outputs[0] if n and n.outputs and n.outputs[0] else n.name if n else "") \
+            or "v"
+
+    def call(self, op: str, *inputs, **attrs):
+        """Apply registry operator `op`; with every input constant, evaluate it right now."""
+        if all(isinstance(x, np.ndarray) for x in inputs):
+            return self._fold(op, inputs, attrs)
+        values = [self.value(x) for x in inputs]
+        try:
+            node = self.graph.create_node(op, values, attrs, name=self.base)
+        except ir.ShapeError as e:
+            if "floating-point" in str(e) and any(v.dtype not in FLOATS for v in values):
+                dtypes = ", ".join(sorted({v.dtype for v in values}))
+                raise Unsupported(f"{op} on {dtypes} operands (it takes floats)") from None
+            raise
+        outs = node.outputs
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _fold(self, op: str, arrays, attrs):
+        """Evaluate registry operator `op` on constants with its own numpy semantics."""
+        opdef = registry.get(op)
+        attrs = opdef.check_attrs(attrs, f"{op} (folding {self.node.label})")
+        types = None
+        foreign = any(a.dtype not in _IR_DTYPES for a in arrays)
+        if not foreign:
+            try:
+                types = opdef.infer_types([TensorType.of(a) for a in arrays], attrs)
+            except ir.ShapeError as e:
+                if "floating-point" not in str(e):
+                    raise
+                # integer shape arithmetic: numpy computes what the float-only operator would
+        try:
+            with np.errstate(all="ignore"):
+                out = opdef.compute(*arrays, **attrs)
+        except Exception:
+            if not foreign:
+                raise
+            dts = ", ".join(sorted({str(a.dtype) for a in arrays}))  # e.g. uint8, float16
+            raise Unsupported(f"{op} on {dts} tensors") from None
+        out = out if isinstance(out, tuple) else (out,)
+        if types is not None:
+            out = tuple(np.asarray(o, t.np_dtype).reshape(t.shape) for o, t in zip(out, types))
+        else:
+            out = tuple(np.asarray(o) for o in out)
+        source = next((self.names[id(a)] for a in arrays if id(a) in self.names), None)
+        if source is not None:  # a folded weight is named after what it was made from
+            for o in out:
+                self.names.setdefault(id(o), f"{source}.{op}")
+                self._keep.append(o)
+        return out[0] if len(out) == 1 else out
+
+    def value(self, x) -> ir.Value:
+        """The graph value of an operand: itself, or a constant turned into a weight (or a
+        `constant` node when it holds a single number)."""
+        if isinstance(x, ir.Value):
+            return x
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"not an operand: {x!r}")
+        key = id(x)
+        if key in self._values:
+            return self._values[key]
+        if x.dtype not in _IR_DTYPES:
+            raise Unsupported(f"a {x.dtype} tensor in the graph (Lamina has "
+                              f"{', '.join(DTYPES)})")
+        self._keep.append(x)
+        name = self.names.get(key) or f"{self.base}.const"
+        if x.size == 1 and (x.dtype.kind != "i" or abs(int(x.flat[0])) < 2**53):
+            v = self.graph.call("constant", value=float(x.flat[0]), shape=x.shape,
+                                dtype=dtype_name(x.dtype), name=name)
+        else:
+            v = self.graph.add_weight(self.graph.fresh_name(name), np.ascontiguousarray(x))
+        self._values[key] = v
+        return v
+
+    def const(self, x, what: str = "this input") -> np.ndarray:
+        """A constant operand's array, or Unsupported if it is only known at run time."""
+        if isinstance(x, np.ndarray):
+            return x
+        raise Unsupported(f"{what} is computed at run time; Lamina needs it constant")
+
+    def ints(self, x, what: str = "this input") -> list[int]:
+        return [int(v) for v in self.const(x, what).reshape(-1)]
+
+    def reshape(self, x, shape):
+        shape = tuple(int(d) for d in shape)
+        return x if tuple(x.shape) == shape else self.call("reshape", x, shape=shape)
+
+    def warn_training(self, what: str) -> None:
+        self.training.append((self.node.label, what))
+
+
+_IR_DTYPES = set(DTYPES.values())
+
+
+# ---- the walk ------------------------------------------------------------------------------
+def load_onnx(model, input_shapes=None) -> ir.Graph:
+    """Import an ONNX model (a path, bytes or an `onnx.ModelProto`) as an ir.Graph.
+
+    `input_shapes` gives the shapes of the graph inputs, as a list in input order or a dict
+    by input name; symbolic dimensions (a dynamic batch) take their sizes from it, and known
+    dimensions must agree with it. Raises OnnxImportError listing every unsupported operator
+    and where it occurs; warns (OnnxImportWarning) about training-mode operators."""
+    from . import onnx_ops
+
+    proto, where = _read(model)
+    if not proto.HasField("graph") or not proto.graph.output:
+        raise OnnxImportError(f"{where}: the model has no graph outputs (an empty, corrupt or "
+                              "truncated file?)")
+    opset = _opset(proto, where)
+    g = proto.graph
+    name = re.sub(r"[^A-Za-z0-9_]", "_", g.name or "main")
+    graph = ir.Graph(name if re.match(r"[A-Za-z_]", name) else "main")
+    b = Builder(graph, opset)
+    env: dict[str, object] = {"": None}
+    for t in g.initializer:
+        env[t.name] = _array(t, "initialiser")
+        b.names[id(env[t.name])] = t.name
+    if g.sparse_initializer:
+        raise OnnxImportError(f"{where}: sparse initialisers are not supported",
+                              unsupported=[("<initializer>", t.values.name, "sparse tensor")
+                                           for t in g.sparse_initializer])
+    for inp, shape in _input_shapes(g, env, input_shapes, where):
+        env[inp.name] = graph.add_input(graph.fresh_name(inp.name), shape)
+    nodes = _live_nodes(g, env, where)
+    walk = _Walk(b, env, onnx_ops.HANDLERS)
+    walk.nodes(nodes)
+    unsupported, problems = walk.unsupported, walk.problems
+    if unsupported or problems:
+        raise _error(where, unsupported, problems)
+    b.node = OnnxNode("output", "output", [], [], {})
+    outs = []
+    for o in g.output:
+        b.node.outputs = [o.name]
+        try:
+            outs.append(b.value(env[o.name]))
+        except Unsupported as e:  # a constant output of a dtype Lamina lacks
+            raise _error(where, [("<output>", o.name, str(e))], []) from None
+    graph.outputs = outs
+    ir.verify(graph)
+    if b.training:
+        listed = "; ".join(f"{label}: {what}" for label, what in b.training)
+        warnings.warn(OnnxImportWarning(
+            f"{where}: the model still holds training-mode operators, imported for inference: "
+            f"{listed}"), stacklevel=2)
+    return graph
+
+
+class _Walk:
+    """Imports nodes in order, collecting what fails instead of stopping at it: a failed
+    node's outputs are poisoned, and nodes reading them are skipped silently."""
+
+    def __init__(self, b: Builder, env: dict, handlers: dict):
+        self.b, self.env, self.handlers = b, env, handlers
+        self.unsupported: list[tuple[str, str, str]] = []
+        self.problems: list[tuple[str, str, str]] = []
+        self.poisoned: set[str] = set()
+
+    def nodes(self, nodes, inside: str = "") -> None:
+        for n, used in nodes:
+            self.node(n, used, inside)
+
+    def node(self, n, used: list[bool], inside: str) -> None:
+        node = _node(n, used)
+        label = node.name + inside
+        default = n.domain in ("", "ai.onnx")
+        if not default or not importable(n.op_type):  # listed, poisoned or not
+            what = n.op_type if default else f"{n.domain}.{n.op_type}"
+            self.unsupported.append((what, label, "no Lamina mapping for this operator"))
+            self.poisoned.update(node.outputs)
+            return
+        if any(i in self.poisoned for i in node.inputs):
+            self.poisoned.update(node.outputs)
+            return
+        if default and n.op_type == "If":
+            self.branch(n, node, label)
+            return
+        if n.op_type not in self.handlers:
+            self.expand(n, node, label, inside, "no function of the operator")
+            return
+        try:
+            _run(self.b, node, self.env, self.handlers[n.op_type])
+        except Decline as e:
+            self.expand(n, node, label, inside, str(e))
+        except Unsupported as e:
+            self.unsupported.append((node.op, label, str(e)))
+            self.poisoned.update(node.outputs)
+        except Exception as e:  # a node's fault, reported with its name
+            msg = str(e) if isinstance(e, LaminaError) else f"{type(e).__name__}: {e}"
+            self.problems.append((node.op, label, msg))
+            self.poisoned.update(node.outputs)
+
+    def expand(self, n, node: OnnxNode, label: str, inside: str, why: str) -> None:
+        """Import the nodes of the function ONNX defines the operator by (`why` says what
+        is unsupported when there is none)."""
+        from .onnx_functions import function_body
+
+        body = function_body(n, node, self.env, self.b.opset)
+        if body is None:
+            self.unsupported.append((n.op_type, label, why))
+            self.poisoned.update(node.outputs)
+            return
+        inner, opset = body
+        saved, self.b.opset = self.b.opset, opset
+        try:
+            self.nodes(inner, f"{inside} (in {n.op_type} '{node.name}', expanded from its "
+                              "ONNX function)")
+        finally:
+            self.b.opset = saved
+
+    def branch(self, n, node: OnnxNode, label: str) -> None:
+        """An If whose condition is known at import time: the taken branch, inlined."""
+        cond = self.env.get(node.inputs[0])
+        if not isinstance(cond, np.ndarray):
+            self.unsupported.append(("If", label, "a condition computed at run time"))
+            self.poisoned.update(node.outputs)
+            return
+        g = node.attrs["then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"]
+        inner = list(g.node)
+        read = {o.name for o in g.output}
+        for m in inner:
+            read.update(m.input)
+        for t in g.initializer:
+            self.env[t.name] = _array(t, "initialiser")
+        self.nodes([(m, [o in read for o in m.output]) for m in inner],
+                   f" (in the branch If '{node.name}' takes)")
+        for out, res in zip(node.outputs, g.output):
+            if res.name in self.poisoned:
+                self.poisoned.add(out)
+            elif out:
+                self.env[out] = self.env[res.name]
+
+
+def _reads(node) -> list[str]:
+    """The names a node reads: its inputs, and what its subgraphs (If branches) read from
+    the enclosing scope."""
+    names = list(node.input)
+    for a in node.attribute:
+        for g in [a.g] if a.HasField("g") else list(a.graphs):
+            inner = {i.name for i in g.input} | {t.name for t in g.initializer}
+            for m in g.node:
+                names += [i for i in _reads(m) if i not in inner]
+                inner.update(m.output)
+            names += [o.name for o in g.output if o.name not in inner]
+    return names
+
+
+def importable(op_type: str) -> bool:
+    """Whether the importer maps `op_type` of the default domain: by its function in the
+    operator table (compiler.onnx_ops), through the function ONNX defines it by, or (If)
+    by inlining the branch a constant condition takes."""
+    from .onnx_functions import has_function
+    from .onnx_ops import HANDLERS
+
+    return op_type in HANDLERS or op_type == "If" or has_function(op_type)
+
+
+def _error(where: str, unsupported, problems) -> OnnxImportError:
+    lines = []
+    if unsupported:
+        ops = sorted({u[0] for u in unsupported})
+        lines.append(f"{len(unsupported)} node(s) use what Lamina does not support "
+                     f"({', '.join(ops)}):")
+        lines += [f"  {op} (node '{name}'): {why}" for op, name, why in unsupported]
+    if problems:
+        lines.append(f"{len(problems)} node(s) could not be imported:")
+        lines += [f"  {op} (node '{name}'): {why}" for op, name, why in problems]
+    return OnnxImportError(f"cannot import ONNX model {where}:\n" + "\n".join(lines),
+                           [*unsupported, *problems], unsupported)
+
+
+def _node(n, used: list[bool]) -> OnnxNode:
+    name = n.name or (n.output[0] if n.output else n.op_type)
+    return OnnxNode(n.op_type, name, list(n.input), list(n.output), _attrs(n), used)
+
+
+def _run(b: Builder, node: OnnxNode, env: dict, handler) -> None:
+    b.node = node
+    for i in node.inputs:
+        if i not in env:
+            raise LaminaError(f"input '{i}' is not defined by any earlier node, input or "
+                              "initialiser")
+    args = [env[i] for i in node.inputs]
+    out = handler(b, node, *args)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    for i, oname in enumerate(node.outputs):
+        if not oname:
+            continue
+        if i >= len(outs) or outs[i] is None:
+            if node.used[i]:
+                raise Unsupported(f"output {i} ('{oname}') is not supported")
+            continue
+        env[oname] = outs[i]
+        if isinstance(outs[i], np.ndarray):
+            b.names.setdefault(id(outs[i]), oname)
+            b._keep.append(outs[i])
+
+
+def _input_shapes(g, env: dict, input_shapes, where: str):
+    """(ValueInfoProto, TensorType) of each graph input that is not an initialiser."""
+    inputs = [i for i in g.input if i.name not in env]
+    given = input_shapes
+    if given is not None and not isinstance(given, dict):
+        given = list(given)
+        if len(given) != len(inputs):
+            raise OnnxImportError(f"{where}: the model has {len(inputs)} input(s) "
+                                  f"({', '.join(i.name for i in inputs)}), got "
+                                  f"{len(given)} shape(s)")
+        given = {i.name: s for i, s in zip(inputs, given)}
+    elif given is not None:
+        unknown = set(given) - {i.name for i in inputs}
+        if unknown:
+            raise OnnxImportError(f"{where}: input_shapes names unknown input(s) "
+                                  f"{sorted(unknown)}; the inputs are "
+                                  f"{[i.name for i in inputs]}")
+    out, bad = [], []
+    for i in inputs:
+        tt = i.type.tensor_type
+        if not i.type.HasField("tensor_type"):
+            bad.append(f"input '{i.name}' is not a tensor")
+            continue
+        dt = np_dtype(tt.elem_type)
+        if dt is None or dt not in _IR_DTYPES:
+            bad.append(f"input '{i.name}' has element type {onnx_type_name(tt.elem_type)}")
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in tt.shape.dim] if tt.HasField("shape") else None
+        shape = _resolve(i.name, dims, given.get(i.name) if given else None, where)
+        out.append((i, TensorType(shape, dtype_name(dt))))
+    if bad:
+        raise OnnxImportError(f"{where}: unsupported graph inputs: {'; '.join(bad)}",
+                              unsupported=[("<input>", b, "dtype") for b in bad])
+    return out
+
+
+def _resolve(name: str, dims, given, where: str) -> tuple[int, ...]:
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        if dims is not None:
+            if len(dims) != len(given):
+                raise OnnxImportError(f"{where}: input '{name}' has rank {len(dims)} "
+                                      f"({dims}), got shape {list(given)}")
+            for k, (d, s) in enumerate(zip(dims, given)):
+                if isinstance(d, int) and d != s:
+                    raise OnnxImportError(f"{where}: input '{name}' dimension {k} is {d} in "
+                                          f"the model, got {s} (shape {list(given)})")
+        return given
+    if dims is None:
+        raise OnnxImportError(f"{where}: input '{name}' has no shape in the model; pass "
+                              "input_shapes (or example inputs to compile)")
+    symbolic = [f"{k} ('{d}')" for k, d in enumerate(dims) if not isinstance(d, int)]
+    if symbolic:
+        raise OnnxImportError(f"{where}: input '{name}' has symbolic dimension(s) "
+                              f"{', '.join(symbolic)}; pass input_shapes (or example inputs "
+                              "to compile) to fix their sizes")
+    return tuple(dims)
+
+
+def _live_nodes(g, env: dict, where: str):
+    """(node, which outputs are read) for the nodes the graph outputs depend on, in a
+    topological order that keeps the file's order where it is free to."""
+    nodes = list(g.node)  # protobuf may wrap elements anew on each access: index them once
+    producer = {o: k for k, n in enumerate(nodes) for o in n.output if o}
+    names = [o.name for o in g.output]
+    missing = [o for o in names if o not in producer and o not in env]
+    if missing:
+        raise OnnxImportError(f"{where}: graph output(s) {sorted(missing)} are produced by no "
+                              "node, input or initialiser")
+    reads = [_reads(n) for n in nodes]
+    used, live, stack = set(names), set(), [producer[o] for o in names if o in producer]
+    while stack:
+        k = stack.pop()
+        if k in live:
+            continue
+        live.add(k)
+        for i in reads[k]:
+            used.add(i)
+            if i in producer:
+                stack.append(producer[i])
+    order, state = [], {}  # state: 1 while a node's inputs are visited, 2 once placed
+    for root in sorted(live):
+        todo = [(root, False)]
+        while todo:  # iterative DFS: deep graphs must not hit the recursion limit
+            k, expanded = todo.pop()
+            if state.get(k) == 2:
+                continue
+            if expanded:
+                state[k] = 2
+                order.append(k)
+                continue
+            if state.get(k) == 1:
+                raise OnnxImportError(f"{where}: the graph has a cycle through node "
+                                      f"'{nodes[k].name or nodes[k].op_type}'")
+            state[k] = 1
+            todo.append((k, True))
+            for i in reversed(reads[k]):
+                if i in producer and state.get(producer[i]) != 2:
+                    todo.append((producer[i], False))
+    return [(nodes[k], [o in used for o in nodes[k].output]) for k in order]

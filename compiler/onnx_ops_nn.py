@@ -1,0 +1,302 @@
+"""ONNX neural-network operators for the table in onnx_ops: linear algebra, convolution
+(1-D and 2-D, transposed by decomposition), pooling and normalisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .onnx_import import Builder, Decline, OnnxNode, Unsupported
+from .onnx_ops import _axis, dtype, handler, is_const, like, rank
+
+
+# ---- linear algebra ------------------------------------------------------------------------
+@handler
+def MatMul(b: Builder, n: OnnxNode, x, w):
+    if is_const(w) and w.ndim == 2 and not is_const(x) and rank(x) >= 2:
+        # a layer's weight: linear (x @ w.T with w stored [out, in]) is what fusion and the
+        # backends know best; x @ (w.T).T multiplies exactly the same numbers
+        return b.call("linear", x, b.call("transpose", w, perm=(1, 0)))
+    return b.call("matmul", x, w)
+
+
+@handler
+def Gemm(b: Builder, n: OnnxNode, a, w, c=None):
+    alpha, beta = n.get("alpha", 1.0), n.get("beta", 1.0)
+    if n.get("transA", 0):
+        a = b.call("transpose", a, perm=(1, 0))
+    wt = w if n.get("transB", 0) else b.call("transpose", w, perm=(1, 0))  # [out, in]
+    if alpha != 1:
+        wt = b.call("mul", wt, like(wt, alpha))
+    if c is not None and beta == 0:
+        c = None
+    if c is not None and beta != 1:
+        c = b.call("mul", c, like(c, beta))
+    if c is not None and tuple(c.shape) == (wt.shape[0],):
+        return b.call("linear", a, wt, c)
+    y = b.call("linear", a, wt)
+    return y if c is None else b.call("add", y, c)
+
+
+@handler
+def SoftmaxCrossEntropyLoss(b: Builder, n: OnnxNode, scores, labels, weights=None):
+    if weights is not None or "ignore_index" in n.attrs:  # cross_entropy has neither
+        raise Decline("class weights or ignore_index")
+    loss = b.call("cross_entropy", scores, labels, reduction=n.get("reduction", "mean"))
+    return loss, b.call("log_softmax", scores, axis=1)
+
+
+# ---- convolution and pooling ---------------------------------------------------------------
+def window_pads(n: OnnxNode, spatial, kernel, strides, dilations) -> tuple[list, list]:
+    """(begins, ends) per spatial axis from `pads` or `auto_pad`."""
+    k = len(spatial)
+    mode = n.get("auto_pad", "NOTSET")
+    if mode in ("NOTSET", ""):
+        pads = list(n.get("pads", [0] * (2 * k)))
+        return pads[:k], pads[k:]
+    if mode == "VALID":
+        return [0] * k, [0] * k
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise Unsupported(f"auto_pad '{mode}'")
+    begins, ends = [], []
+    for size, kk, s, d in zip(spatial, kernel, strides, dilations):
+        out = -(-size // s)
+        total = max(0, (out - 1) * s + (kk - 1) * d + 1 - size)
+        small, big = total // 2, total - total // 2
+        begins.append(small if mode == "SAME_UPPER" else big)
+        ends.append(big if mode == "SAME_UPPER" else small)
+    return begins, ends
+
+
+def _spatial(b: Builder, n: OnnxNode, x, what: str) -> int:
+    r = rank(x)
+    if r not in (3, 4):
+        raise Unsupported(f"{r - 2}-D {what} (Lamina has 1-D and 2-D)")
+    return r - 2
+
+
+def _to_2d(b: Builder, x):
+    """[N, C, L] as [N, C, 1, L]; 2-D inputs pass through."""
+    return b.reshape(x, (*x.shape[:2], 1, x.shape[2])) if rank(x) == 3 else x
+
+
+@handler
+def Conv(b: Builder, n: OnnxNode, x, w, bias=None):
+    k = _spatial(b, n, x, "convolution")
+    kernel = list(w.shape[2:])
+    strides, dil = n.get("strides", [1] * k), n.get("dilations", [1] * k)
+    begins, ends = window_pads(n, x.shape[2:], kernel, strides, dil)
+    if k == 1:
+        strides, dil, begins, ends = [1, *strides], [1, *dil], [0, *begins], [0, *ends]
+    y = b.call("conv2d", _to_2d(b, x), _to_2d(b, w), *([] if bias is None else [bias]),
+               stride=strides, dilation=dil, pad=[*begins, *ends], groups=n.get("group", 1))
+    return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
+
+
+@handler
+def ConvTranspose(b: Builder, n: OnnxNode, x, w, bias=None):
+    """The registry's transposed convolution, conv2d_grad_input (conv2d's gradient with
+    respect to its input takes ConvTranspose's weight layout [C_in, C_out/groups, kh, kw]),
+    plus the bias; where the output reaches past what that operator allows (negative pads,
+    output padding of a stride or more), the textbook identity instead: conv2d of the input
+    spread out by the stride and padded by the kernel's reach, the kernel flipped."""
+    k = _spatial(b, n, x, "transposed convolution")
+    g = n.get("group", 1)
+    kernel = list(w.shape[2:])
+    s, d = list(n.get("strides", [1] * k)), list(n.get("dilations", [1] * k))
+    outpad = list(n.get("output_padding", [0] * k))
+    begins, ends = _convtranspose_pads(n, x.shape[2:], kernel, s, d, outpad)
+    if k == 1:
+        x, w = _to_2d(b, x), _to_2d(b, w)
+        kernel, s, d = [1, *kernel], [1, *s], [1, *d]
+        outpad, begins, ends = [0, *outpad], [0, *begins], [0, *ends]
+    nb = x.shape[0]
+    if min(begins + ends) >= 0 and all(o < st for o, st in zip(outpad, s)):
+        out = [(x.shape[2 + i] - 1) * s[i] - begins[i] - ends[i] + d[i] * (kernel[i] - 1) + 1
+               + outpad[i] for i in range(2)]
+        channels = w.shape[1] * g
+        y = b.call("conv2d_grad_input", x, w, stride=s, pad=[*begins, *ends], dilation=d,
+                   groups=g, shape=(nb, channels, *out))
+        if bias is not None:
+            y = b.call("add", y, b.reshape(bias, (channels, 1, 1)))
+        return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
+    return _convtranspose_by_conv(b, x, w, bias, g, kernel, s, d, outpad, begins, ends, k)
+
+
+def _convtranspose_by_conv(b, x, w, bias, g, kernel, s, d, outpad, begins, ends, k):
+    nb, c, h, wd = x.shape
+    if s != [1, 1]:  # zeros between elements: [N,C,H,1,W,1] padded to [N,C,H,sh,W,sw]
+        x = b.reshape(x, (nb, c, h, 1, wd, 1))
+        x = b.call("pad", x, pads=[0] * 6 + [0, 0, 0, s[0] - 1, 0, s[1] - 1])
+        x = b.reshape(x, (nb, c, h * s[0], wd * s[1]))
+        extra = [s[0] - 1, s[1] - 1]  # trailing zeros past the last element: cropped below
+    else:
+        extra = [0, 0]
+    reach = [dd * (kk - 1) for dd, kk in zip(d, kernel)]
+    pads = [reach[0] - begins[0], reach[1] - begins[1],
+            reach[0] - ends[0] + outpad[0] - extra[0], reach[1] - ends[1] + outpad[1] - extra[1]]
+    if any(pads):
+        lo = [min(p, 0) for p in pads]
+        if any(lo):  # negative: crop first (conv2d pads are never negative)
+            x = b.call("pad", x, pads=[0, 0, lo[0], lo[1], 0, 0, lo[2], lo[3]])
+        pads = [max(p, 0) for p in pads]
+    cin, cout_g = w.shape[:2]
+    wf = b.reshape(w, (g, cin // g, cout_g, *kernel))
+    wf = b.call("transpose", wf, perm=(0, 2, 1, 3, 4))
+    wf = b.reshape(wf, (g * cout_g, cin // g, *kernel))
+    wf = b.call("slice", wf, starts=[kernel[0] - 1, kernel[1] - 1], ends=[-kernel[0] - 1,
+                -kernel[1] - 1], axes=[2, 3], steps=[-1, -1])
+    y = b.call("conv2d", x, wf, *([] if bias is None else [bias]), stride=(1, 1),
+               dilation=d, pad=pads, groups=g)
+    return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
+
+
+def _convtranspose_pads(n, spatial, kernel, s, d, outpad):
+    k = len(spatial)
+    out_shape = n.get("output_shape")
+    mode = n.get("auto_pad", "NOTSET")
+    if out_shape is None and mode in ("NOTSET", "", "VALID"):
+        pads = list(n.get("pads", [0] * (2 * k))) if mode != "VALID" else [0] * (2 * k)
+        return pads[:k], pads[k:]
+    out_shape = list(out_shape)[-k:] if out_shape is not None else \
+        [size * st for size, st in zip(spatial, s)]
+    begins, ends = [], []
+    for i in range(k):
+        total = s[i] * (spatial[i] - 1) + outpad[i] + (kernel[i] - 1) * d[i] + 1 - out_shape[i]
+        if mode == "SAME_UPPER":
+            begins.append(total // 2)
+            ends.append(total - total // 2)
+        else:
+            begins.append(total - total // 2)
+            ends.append(total // 2)
+    return begins, ends
+
+
+def _pool(b: Builder, n: OnnxNode, x, op: str, **extra):
+    k = _spatial(b, n, x, "pooling")
+    kernel = list(n.get("kernel_shape"))
+    strides, dil = list(n.get("strides", [1] * k)), list(n.get("dilations", [1] * k))
+    begins, ends = window_pads(n, x.shape[2:], kernel, strides, dil)
+    if k == 1:
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        begins, ends = [0, *begins], [0, *ends]
+    ceil = bool(n.get("ceil_mode", 0))
+    x4 = _to_2d(b, x)
+    pad = [*begins, *ends]
+    if any(p > kk // 2 for p, kk in zip(pad, kernel * 2)):
+        # wider than the registry's pools allow: pad explicitly, then pool without padding
+        if op == "avg_pool2d" and not extra["count_include_pad"]:
+            raise Unsupported("average pooling with pads over half the kernel that are not "
+                              "counted")
+        fill = -np.inf if op == "max_pool2d" else 0.0
+        x4 = b.call("pad", x4, pads=[0, 0, begins[0], begins[1], 0, 0, ends[0], ends[1]],
+                    value=fill)
+        pad = [0, 0, 0, 0]
+    y = b.call(op, x4, kernel=kernel, stride=strides, pad=pad, dilation=dil, ceil_mode=ceil,
+               **extra)
+    return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
+
+
+@handler
+def MaxPool(b: Builder, n: OnnxNode, x):
+    if len(n.outputs) > 1 and n.used[1]:
+        raise Unsupported("the Indices output of MaxPool")
+    return _pool(b, n, x, "max_pool2d")
+
+
+@handler
+def AveragePool(b: Builder, n: OnnxNode, x):
+    return _pool(b, n, x, "avg_pool2d", count_include_pad=bool(n.get("count_include_pad", 0)))
+
+
+@handler
+def LpPool(b: Builder, n: OnnxNode, x):
+    """(sum of |x|^p over each window)^(1/p): an average pool counting padding, times the
+    window size."""
+    if n.get("ceil_mode", 0):
+        raise Unsupported("LpPool with ceil_mode")
+    p = float(n.get("p", 2))
+    mag = b.call("mul", x, x) if p == 2 else b.call("pow", b.call("abs", x), like(x, p))
+    avg = _pool(b, n, mag, "avg_pool2d", count_include_pad=True)
+    size = math.prod(n.get("kernel_shape"))
+    total = b.call("mul", avg, like(x, size))
+    return b.call("sqrt", total) if p == 2 else b.call("pow", total, like(x, 1 / p))
+
+
+@handler
+def GlobalAveragePool(b: Builder, n: OnnxNode, x):
+    return b.call("global_avg_pool", x)
+
+
+@handler
+def GlobalMaxPool(b: Builder, n: OnnxNode, x):
+    return b.call("reduce_max", x, axes=list(range(2, rank(x))), keepdims=True)
+
+
+# ---- normalisation -------------------------------------------------------------------------
+@handler
+def BatchNormalization(b: Builder, n: OnnxNode, x, scale, bias, mean, var):
+    if b.opset < 9 and not n.get("spatial", 1):
+        raise Unsupported("BatchNormalization with spatial=0 (per-activation statistics)")
+    training = (b.opset < 7 and not n.get("is_test", 0)) or bool(n.get("training_mode", 0)) \
+        or any(n.used[1:])
+    if training:
+        b.warn_training("batch norm normalised with its running statistics (inference)")
+    return b.call("batch_norm", x, scale, bias, mean, var, eps=float(n.get("epsilon", 1e-5)))
+
+
+@handler
+def InstanceNormalization(b: Builder, n: OnnxNode, x, scale, bias):
+    if rank(x) < 3:
+        raise Unsupported("InstanceNormalization of a rank-2 input")
+    y = b.call("layer_norm", x, axis=2, eps=float(n.get("epsilon", 1e-5)))
+    per_channel = (x.shape[1], *[1] * (rank(x) - 2))
+    y = b.call("mul", y, b.reshape(scale, per_channel))
+    return b.call("add", y, b.reshape(bias, per_channel))
+
+
+@handler
+def LayerNormalization(b: Builder, n: OnnxNode, x, scale, bias=None):
+    axis = _axis(n.get("axis", -1), rank(x))
+    eps = float(n.get("epsilon", 1e-5))
+    norm = tuple(x.shape[axis:])
+    params = []
+    for p in (scale, bias):
+        if p is not None and tuple(p.shape) != norm and is_const(p):
+            p = np.ascontiguousarray(np.broadcast_to(p, norm))
+        params.append(p)
+    scale, bias = params
+    if all(p is None or tuple(p.shape) == norm for p in params):
+        if scale is None and bias is not None:
+            scale = np.ones(norm, dtype(x))
+        args = [p for p in (scale, bias) if p is not None]
+        y = b.call("layer_norm", x, *args, axis=axis, eps=eps)
+    else:  # run-time parameters that broadcast: apply them after normalising
+        y = b.call("layer_norm", x, axis=axis, eps=eps)
+        y = b.call("mul", y, scale)
+        y = y if bias is None else b.call("add", y, bias)
+    if not any(n.used[1:]):
+        return y
+    axes = tuple(range(axis, rank(x)))
+    mean = b.call("reduce_mean", x, axes=axes, keepdims=True)
+    diff = b.call("sub", x, mean)
+    var = b.call("reduce_mean", b.call("mul", diff, diff), axes=axes, keepdims=True)
+    inv = b.call("div", like(x, 1), b.call("sqrt", b.call("add", var, like(x, eps))))
+    return y, mean, inv
+
+
+@handler
+def LRN(b: Builder, n: OnnxNode, x):
+    """x / (bias + alpha/size * sum of squares over `size` neighbouring channels) ** beta;
+    the window sum is an average pool over the channel axis (count_include_pad)."""
+    size = n.get("size")
+    alpha, beta, bias = n.get("alpha", 1e-4), n.get("beta", 0.75), n.get("bias", 1.0)
+    nb, c = x.shape[:2]
+    rest = math.prod(x.shape[2:])
+    sq = b.reshape(b.call("mul", x, x), (nb, 1, c, rest))
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    avg = b.call("avg_pool2d", sq, kernel=(size, 1), stride=(1, 1), pad=(lo, 0, hi, 0),
+                 count_include_pad=True)
+    den = b.call("add", b.call("mul", b.reshape(avg, x.shape), like(x, alpha)), like(x, bias))
+    return b.call("div", x, b.call("pow", den, like(x, beta)))
