@@ -102,7 +102,32 @@ def _read(model):
     except Exception as e:  # protobuf DecodeError, OSError on external data, ...
         raise OnnxImportError(f"cannot read ONNX model {where}: the file is corrupt or "
                               f"truncated ({type(e).__name__}: {e})") from None
+    bad = _not_text(proto)
+    if bad:
+        raise OnnxImportError(f"cannot read ONNX model {where}: {bad} is not UTF-8 text (the "
+                              "file is corrupt)")
     return proto, where
+
+
+def _not_text(msg, path: str = "model") -> str | None:
+    """The path of the first string field holding bytes. protobuf leaves proto2 string
+    fields unchecked and hands invalid UTF-8 back as bytes, which no name may be."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for fd, value in msg.ListFields():
+        if fd.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
+            continue  # numbers and raw bytes (tensor data) need no look
+        repeated = not isinstance(value, (str, bytes)) and not hasattr(value, "ListFields")
+        items = list(enumerate(value)) if repeated else [(None, value)]
+        for i, item in items:
+            where = f"{path}.{fd.name}" + (f"[{i}]" if repeated else "")
+            if fd.type == FieldDescriptor.TYPE_STRING and not isinstance(item, str):
+                return where
+            if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                found = _not_text(item, where)
+                if found:
+                    return found
+    return None
 
 
 def _opset(proto, where: str) -> int:
@@ -118,17 +143,21 @@ def _opset(proto, where: str) -> int:
 
 def _attrs(node) -> dict:
     import onnx
-    from onnx import numpy_helper
 
     out = {}
     for a in node.attribute:
-        value = onnx.helper.get_attribute_value(a)
+        try:
+            value = onnx.helper.get_attribute_value(a)
+        except Exception as e:  # an attribute whose type says nothing it holds
+            raise OnnxImportError(f"{node.op_type} node '{node.name or node.op_type}': "
+                                  f"attribute '{a.name}' cannot be read ({e})") from None
         if a.type == onnx.AttributeProto.STRING:
             value = value.decode("utf-8", "replace")
         elif a.type == onnx.AttributeProto.STRINGS:
             value = [v.decode("utf-8", "replace") for v in value]
         elif a.type == onnx.AttributeProto.TENSOR:
-            value = numpy_helper.to_array(value)
+            value = _array(value, f"{node.op_type} node '{node.name or node.op_type}' "
+                                  f"attribute '{a.name}', tensor")
         elif a.type in (onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS):
             value = list(value)
         out[a.name] = value
@@ -312,6 +341,8 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
     outs = []
     for o in g.output:
         b.node.outputs = [o.name]
+        if env.get(o.name) is None:  # "" (an absent optional) names no value
+            raise OnnxImportError(f"{where}: graph output '{o.name}' names no value")
         try:
             outs.append(b.value(env[o.name]))
         except Unsupported as e:  # a constant output of a dtype Lamina lacks

@@ -140,7 +140,12 @@ def trace_structured(model, *example_inputs, name: str = "main"):
     arg_names = _arg_names(model, len(example_inputs))
     inputs = []
     for arg, x in zip(arg_names, example_inputs):
-        inputs.append(Tensor(graph.add_input(arg, TensorType.of(np.asarray(x)))))
+        try:
+            t = TensorType.of(np.asarray(x))
+        except (ir.LaminaError, ValueError) as e:  # a dtype the IR lacks; a ragged list
+            cls = type(e) if isinstance(e, ir.LaminaError) else TraceError
+            raise cls(f"example input '{arg}': {e}") from None
+        inputs.append(Tensor(graph.add_input(arg, t)))
     token = _TRACER.set(tracer)
     try:
         out = model(*inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ DTYPES: dict[str, np.dtype] = {
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
 FLOATS = ("f32", "f64")
+MAX_DIM = 2**48  # bound on a dimension and an element count: byte sizes stay far from 2**63
 INTS = ("i32", "i64")
 
 
@@ -40,6 +42,10 @@ class TensorType:
             raise ShapeError(f"unsupported dtype {self.dtype!r}; supported: {', '.join(DTYPES)}")
         if any(d < 0 for d in self.shape):
             raise ShapeError(f"negative dimension in shape {list(self.shape)}")
+        # sizes and byte offsets are int64 everywhere below (numpy, the LLVM backend)
+        if any(d >= MAX_DIM for d in self.shape) or math.prod(self.shape) >= MAX_DIM:
+            raise ShapeError(f"shape {list(self.shape)} is too large: every dimension and "
+                             f"the element count must be below 2**48")
 
     @classmethod
     def of(cls, array) -> TensorType:

@@ -7,19 +7,20 @@ output ranges computed at compile time so the inner loop needs no bounds checks.
 conv2d_grad_weight is a GEMM per group, dW_g = dy_g @ im2col(x)_g^T, whose K axis runs over
 (image, output position). max_pool2d_grad scans each window for its first maximum (NaN
 counts as the maximum, as numpy's argmax) and adds dy there. one_hot and scatter_add check
-their indices first (the call raises on one out of range), then write.
-dropout_seeded with ratio > 0 is refused: its mask is numpy's RNG stream.
+their indices first (the call raises on one out of range), then write. dropout_seeded draws
+numpy's exact random stream (rng.py), so its mask is the reference's.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from llvmlite import ir as llir
 
-from ir import LaminaError
 from ir.ops._util import axis as norm_axis
 
+from . import rng
 from .builder import I1, I32, I64, KBuilder, const, vec_type
 from .elementwise import map_kernel
 from .gemm import Gemm, blocking, gemm_phase, pack_a, pack_a_phase, pack_b_rows, scratch_for_b
@@ -94,11 +95,36 @@ def lower_scatter_add(k: Kernel) -> None:
 
 @lowering("dropout_seeded")
 def lower_dropout_seeded(k: Kernel) -> None:
-    if k.attrs["ratio"]:
-        raise LaminaError(f"{k.where}: dropout_seeded (training-mode dropout) is not supported "
-                          f"by the LLVM backend: its mask is numpy's RNG stream; use the "
-                          f"reference backend for training graphs with dropout")
-    map_kernel(k, lambda b, xs: xs[0], ins=[k.inputs[0]])
+    """Mask from np.random.default_rng([seed % 2**64, step % 2**64]).random(shape)."""
+    x, step = k.inputs
+    ratio, seed = k.attrs["ratio"], k.attrs["seed"]
+    if not ratio:
+        return map_kernel(k, lambda b, xs: xs[0], ins=[x])
+    seed_words = rng.const_words(rng.words(seed % 2**64))
+
+    def entropy(b):
+        s = b.vload(step.ptr, 0, step.elem)
+        s = s if step.dtype == "i64" else b.sext(s, I64)
+        # numpy's words of the step: [lo] or [lo, hi]; a missing hi is 0 either way
+        return [*seed_words, b.trunc(s, I32), b.trunc(b.lshr(s, b.i64(32)), I32)]
+
+    dropout_phase(k, x, k.outputs[0], ratio, entropy)
+
+
+def dropout_phase(k: Kernel, x, out, ratio: float, entropy) -> None:
+    """out = where(random() >= ratio, x / (1 - ratio), 0), numpy's draws in C order."""
+    el = x.elem
+
+    def body(b: KBuilder, lo, hi, worker):
+        state, inc = rng.pcg64_from_entropy(b, entropy(b))
+        slot = b.var(rng.I128, state, "pcg")
+        scale = const(el, float(np.asarray(1 - ratio, x.type.np_dtype)))
+        with b.loop(0, x.size, name="i") as i:
+            keep = b.fcmp(">=", rng.next_double(b, slot, inc), const(rng.F64, ratio))
+            y = b.fdiv(b.vload(x.ptr, i, el), scale)
+            b.vstore(b.select(keep, y, const(el, 0)), out.ptr, i)
+
+    k.phase(1, body, parallel=False, cost=x.size)
 
 
 # ---- conv2d_grad_input ------------------------------------------------------------------------

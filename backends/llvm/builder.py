@@ -95,9 +95,6 @@ class KBuilder(ir.IRBuilder):
             return super().fcmp_unordered(op, a, b, name, flags=self.fmf)
         return super().fcmp_ordered(op, a, b, name, flags=self.fmf)
 
-    def fsel(self, cond, a, b):
-        return self.select(cond, a, b)
-
     # ---- constants and vectors ------------------------------------------------------------
     @staticmethod
     def i64(v) -> ir.Constant:

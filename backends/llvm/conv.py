@@ -14,16 +14,17 @@ Weights (A) are packed at compile time.
 
 from __future__ import annotations
 
-from llvmlite import ir as llir
+import numpy as np
 
-from .builder import I32, KBuilder, const, vec_type
+from .builder import KBuilder, const, vec_type
 from .elementwise import map_kernel
 from .emit import emit
 from .gemm import Gemm, blocking, gemm_phase, pack_a, pack_a_phase, pack_b_rows, scratch_for_b
 from .kernel import Buf, Kernel
 from .linalg import epilogue_of, fill_bias
+from .loops import vector_loop
 from .registry import lowering
-from .window import Window, pad_phase, window_rows
+from .window import Window, load_taps, pad_phase, window_rows
 
 
 @lowering("conv2d")
@@ -60,8 +61,12 @@ def _bias_planes(k, out, bias):
 
 
 def conv_gemm(k, x, w, bias, resid, out, win: Window, groups: int) -> None:
+    """C[Og, OH*Wq] = W_g @ B per (image, group), B's rows read contiguously from the
+    phase-split padded input (see split_phases); then the Wq - OW extra columns per output
+    row are dropped while the epilogue is applied (or, when Wq == OW, the GEMM's own
+    epilogue writes the output directly)."""
     o, cg, kh, kw = w.shape
-    og, p, kk = o // groups, win.oh * win.ow, cg * kh * kw
+    og, kk = o // groups, cg * kh * kw
     blk = blocking(k.cg.target, x.dtype)
     mpad = -(-og // blk.mr) * blk.mr
     if k.is_weight(1):
@@ -70,61 +75,128 @@ def conv_gemm(k, x, w, bias, resid, out, win: Window, groups: int) -> None:
         a = k.new_scratch(w.dtype, groups * mpad * kk)
         pack_a_phase(k, w, a, groups, og, kk)
     pointwise = (kh, kw, win.sh, win.sw) == (1, 1, 1, 1) and not win.padded
-    src = x if pointwise else pad_phase(k, x, win, 0.0)
-    g = Gemm(win.n * groups, og, p, kk, a, out, p,
+    if pointwise:
+        src, hq, wq, table = x, win.h, win.w, None
+        plane = cg * win.h * win.w
+    else:
+        src, hq, wq = split_phases(k, x, win)
+        plane = cg * win.sh * win.sw * hq * wq
+        table = k.constant(_row_offsets(win, cg, hq, wq), "rows")
+    ncol = win.oh * wq
+    direct = wq == win.ow
+    epi = epilogue_of(k, "row" if bias is not None else None, resid is not None)
+    cbuf = out if direct else k.new_scratch(x.dtype, win.n * o * ncol)
+    g = Gemm(win.n * groups, og, ncol, kk, a, cbuf, ncol,
              a_off=lambda b, bi: b.mul(b.urem(bi, b.i64(groups)), b.i64(mpad * kk)),
-             c_off=lambda b, bi: b.mul(bi, b.i64(og * p)),
-             bias=bias, bias_off=lambda b, bi: b.mul(b.urem(bi, b.i64(groups)), b.i64(og)),
-             resid=resid, epi=epilogue_of(k, "row" if bias is not None else None,
-                                          resid is not None))
-    plane = cg * win.hp * win.wp
+             c_off=lambda b, bi: b.mul(bi, b.i64(og * ncol)))
+    if direct:
+        g.bias, g.resid, g.epi = bias, resid, epi
+        g.bias_off = lambda b, bi: b.mul(b.urem(bi, b.i64(groups)), b.i64(og))
     el = x.elem
+
+    def row_at(b, krow):
+        return b.vload(table.ptr, krow, table.elem) if table else b.mul(krow, b.i64(ncol))
 
     def pack(b: KBuilder, bi, pc, kc, col0, ncols, dst):
         base = b.at(src.ptr, b.mul(bi, b.i64(plane)), el)
-        if pointwise:
-            pack_b_rows(b, blk, base, p, p, pc, kc, col0, ncols, dst, el)
-        else:
-            _im2col(b, blk, win, cg, base, pc, kc, col0, ncols, dst, el)
+        pack_b_rows(b, blk, base, row_at, ncol, pc, kc, col0, ncols, dst, el)
 
     g.pack_b = pack
-    scratch = scratch_for_b(k, x.dtype, p)
-    gemm_phase(k, g, x.dtype, scratch)
+    gemm_phase(k, g, x.dtype, scratch_for_b(k, x.dtype, ncol))
+    if not direct:
+        _compact(k, cbuf, out, bias, resid, epi, win, wq)
 
 
-def _im2col(b, blk, win: Window, cg: int, base, pc, kc, col0, ncols, dst, el) -> None:
-    """Pack rows [pc, pc+kc) x columns [col0, col0+ncols) of im2col(padded x) into NR-column
-    panels: per column a base offset (oh*sh*Wp + ow*sw), per row an offset for (c, kh, kw);
-    columns past OH*OW gather nothing and hold 0."""
-    L, p = blk.lanes, win.oh * win.ow
-    vi = vec_type(I32, L)
-    taps = win.kh * win.kw
-    with b.loop(0, b.ceil_div(ncols, blk.nr), name="jp") as jp:
-        col = b.add(col0, b.mul(jp, b.i64(blk.nr)))
-        panel = b.at(dst, b.mul(jp, b.mul(kc, b.i64(blk.nr))), el)
-        bases, valid = [], []
-        for v in range(blk.nv):
-            q = b.add(b.splat(b.trunc(col, I32), L), _iota(vi, v * L))
-            ok = b.icmp_signed("<", q, const(vi, p))
-            q = b.select(ok, q, const(vi, 0))
-            oh, ow = b.udiv(q, const(vi, win.ow)), b.urem(q, const(vi, win.ow))
-            bases.append(b.add(b.mul(oh, const(vi, win.sh * win.wp)),
-                               b.mul(ow, const(vi, win.sw))))
-            valid.append(ok)
-        with b.loop(0, kc, name="kk") as kk:
-            krow = b.add(pc, kk)
-            ci, tap = b.udiv(krow, b.i64(taps)), b.urem(krow, b.i64(taps))
-            i, j = b.udiv(tap, b.i64(win.kw)), b.urem(tap, b.i64(win.kw))
-            koff = b.add(b.mul(ci, b.i64(win.hp * win.wp)),
-                         b.add(b.mul(i, b.i64(win.dh * win.wp)), b.mul(j, b.i64(win.dw))))
-            koff = b.splat(b.trunc(koff, I32), L)
-            for v in range(blk.nv):
-                val = b.gather(base, b.add(bases[v], koff), el, valid[v])
-                b.vstore(val, panel, b.add(b.mul(kk, b.i64(blk.nr)), b.i64(v * L)))
+def _row_offsets(win: Window, cg: int, hq: int, wq: int) -> np.ndarray:
+    """Offset of im2col row (c, i, j) in a phase-split plane group: the phase holding
+    input row i*dh and column j*dw, then the shift inside it."""
+    s = win.sh * win.sw
+    c, i, j = np.meshgrid(np.arange(cg), np.arange(win.kh), np.arange(win.kw), indexing="ij")
+    ri, rj = i * win.dh, j * win.dw
+    phase = (ri % win.sh) * win.sw + rj % win.sw
+    off = ((c * s + phase) * hq + ri // win.sh) * wq + rj // win.sw
+    return off.reshape(-1).astype(np.int64)
 
 
-def _iota(vt, first: int):
-    return llir.Constant(vt, list(range(first, first + vt.count)))
+def split_phases(k: Kernel, x: Buf, win: Window):
+    """Scratch [N*C][sh][sw][Hq][Wq]: phase (a, b) holds padded-input rows a, a+sh, ... and
+    columns b, b+sw, ...: with it every im2col row is a contiguous run (stride 1: the padded
+    input itself). Returns (buffer, Hq, Wq); a few elements of slack follow the last plane
+    because the GEMM's extra columns read a little past a plane's end."""
+    sh, sw = win.sh, win.sw
+    hq, wq = -(-win.hp // sh), -(-win.wp // sw)
+    planes = win.n * win.c
+    out = k.new_scratch(x.dtype, planes * sh * sw * hq * wq + win.kw * win.dw + 16)
+    el, lanes = x.elem, k.lanes(x.dtype)
+    top, left = win.pad[0], win.pad[1]
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="plane") as p:
+            src = b.at(x.ptr, b.mul(p, b.i64(win.h * win.w)), el)
+            for pa in range(sh):
+                for pb in range(sw):
+                    j0 = min(wq, max(0, -(-(left - pb) // sw)))
+                    j1 = max(j0, min(wq, (win.w - 1 + left - pb) // sw + 1))
+                    dst = b.at(out.ptr, b.mul(b.add(b.mul(p, b.i64(sh * sw)),
+                                                    b.i64(pa * sw + pb)), b.i64(hq * wq)), el)
+                    with b.loop(0, hq, name="row", unroll=False) as i:
+                        r = b.sub(b.add(b.mul(i, b.i64(sh)), b.i64(pa)), b.i64(top))
+                        inside = b.and_(b.icmp_signed(">=", r, b.i64(0)),
+                                        b.icmp_signed("<", r, b.i64(win.h)))
+                        drow = b.at(dst, b.mul(i, b.i64(wq)), el)
+                        with b.if_else(inside) as (then, other):
+                            with then:
+                                srow = b.at(src, b.mul(r, b.i64(win.w)), el)
+                                _zeros(b, drow, 0, j0, el, lanes)
+                                first = j0 * sw + pb - left
+
+                                def copy(j, width, srow=srow, drow=drow, shift=first - j0 * sw):
+                                    col = b.add(b.mul(j, b.i64(sw)), b.i64(shift))
+                                    b.vstore(load_taps(b, srow, col, sw, el, width), drow, j)
+
+                                vector_loop(b, b.i64(j0), b.i64(j1), lanes, copy)
+                                _zeros(b, drow, j1, wq, el, lanes)
+                            with other:
+                                _zeros(b, drow, 0, wq, el, lanes)
+
+    k.phase(planes, body, bufs=[x, out], cost=planes * win.hp * win.wp)
+    return out, hq, wq
+
+
+def _zeros(b, ptr, start: int, stop: int, el, lanes: int) -> None:
+    if stop > start:
+        vector_loop(b, b.i64(start), b.i64(stop), lanes,
+                    lambda i, n: b.vstore(const(vec_type(el, n), 0), ptr, i))
+
+
+def _compact(k, cbuf, out, bias, resid, epi, win: Window, wq: int) -> None:
+    """out[n, o, y, :OW] = act(C[n, o, y*Wq : y*Wq + OW] + bias[o] + resid[n, o, y, :])."""
+    el, lanes, dtype = out.elem, k.lanes(out.dtype), out.dtype
+    o = out.shape[1]
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="row") as r:
+            chan = b.urem(b.udiv(r, b.i64(win.oh)), b.i64(o))
+            y = b.urem(r, b.i64(win.oh))
+            src = b.add(b.mul(b.udiv(r, b.i64(win.oh)), b.i64(win.oh * wq)),
+                        b.mul(y, b.i64(wq)))
+            dst = b.mul(r, b.i64(win.ow))
+            bv = b.vload(bias.ptr, chan, el) if bias is not None else None
+
+            def step(j, width):
+                v = b.vload(cbuf.ptr, b.add(src, j), el, width)
+                if bv is not None:
+                    v = b.fadd(v, b.splat(bv, width))
+                if resid is not None:
+                    v = b.fadd(v, b.vload(resid.ptr, b.add(dst, j), el, width))
+                if epi.act:
+                    v = emit(b, epi.act, [v], dtype, dict(epi.act_attrs))
+                b.vstore(v, out.ptr, b.add(dst, j))
+
+            vector_loop(b, b.i64(0), b.i64(win.ow), lanes, step)
+
+    bufs = [cbuf, out] + [t for t in (bias, resid) if t is not None]
+    k.phase(out.size // win.ow, body, bufs=bufs, cost=out.size)
 
 
 def depthwise(k, x, w, bias, resid, out, win: Window) -> None:

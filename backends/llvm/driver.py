@@ -20,7 +20,7 @@ from llvmlite import ir as llir
 
 import ir
 
-from . import memory, runtime
+from . import cache, memory, runtime
 from .builder import I8, I32, I64, PTR, VOID, KBuilder
 from .codegen import Codegen
 from .kernel import Buf, Kernel, Phase
@@ -30,19 +30,21 @@ from .target import Target, host_target
 
 # Below this much work (roughly flops or bytes moved) a phase runs on the calling thread:
 # waking the pool costs a few microseconds, which small kernels cannot repay.
-MIN_PARALLEL_COST = 200_000
+MIN_PARALLEL_COST = 100_000
 TASKS_PER_THREAD = 4  # more tasks than threads, so uneven tasks still balance
 
 
 def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math: bool = False,
-                  target_features: str | None = None) -> CompiledModel:
+                  target_features: str | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> CompiledModel:
     """Compile `graph` to native code for this CPU.
 
     num_threads: threads a call may use (default os.cpu_count(); 1 runs on the calling
     thread only). Results are identical for every thread count: work is split only over
     independent outputs. fast_math: allow LLVM's fast-math flags (reassociation, no NaN/Inf
     guarantees); strict IEEE semantics otherwise. target_features: narrow the host CPU's
-    features, e.g. "avx2" or "sse" (see target.py)."""
+    features, e.g. "avx2" or "sse" (see target.py). cache_dir: also keep compiled object
+    code in this directory (it is always kept in memory for the process; see cache.py)."""
     ir.verify(graph)
     check_lowerable(graph)
     for name in graph.params:
@@ -55,7 +57,7 @@ def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math:
     entry = EntryBuilder(cg, graph, plan)
     entry.build()
     header = _header(cg, graph)
-    engine, optimized = jit(header + str(cg.module), target)
+    engine, optimized = jit(header + str(cg.module), target, cache_dir)
     optimized = header + optimized
     if threads > 1:
         runtime.ensure_workers(threads - 1)
@@ -77,20 +79,28 @@ def _header(cg: Codegen, graph: ir.Graph) -> str:
             f"; target = {cg.target.describe()}, num_threads = {cg.num_threads}\n")
 
 
-def jit(text: str, target: Target):
+def jit(text: str, target: Target, cache_dir=None):
     """Parse, verify, optimise (new pass manager, O3) and JIT a module; returns the engine
-    and the optimised IR text."""
+    and the optimised IR text. Cached object code skips optimisation and codegen."""
+    k = cache.key(text, target)
+    hit = cache.get(k, cache_dir)
     mod = llvm.parse_assembly(text)
     mod.verify()
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pto.loop_unrolling = True
-    pb = llvm.create_pass_builder(target.machine, pto)
-    pb.getModulePassManager().run(mod, pb)
-    optimized = str(mod)
+    if hit is None:
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pb = llvm.create_pass_builder(target.machine, pto)
+        pb.getModulePassManager().run(mod, pb)
+    optimized = hit[1] if hit else str(mod)
     engine = llvm.create_mcjit_compiler(mod, target.new_machine())
+    compiled: list[bytes] = []
+    engine.set_object_cache(lambda m, obj: compiled.append(obj),
+                            lambda m: hit[0] if hit else None)
     engine.finalize_object()
+    if hit is None and compiled:
+        cache.put(k, compiled[0], optimized, cache_dir)
     return engine, optimized
 
 

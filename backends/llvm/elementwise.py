@@ -97,13 +97,20 @@ def lower_broadcast_to(k: Kernel) -> None:
 
 @lowering("dropout")
 def lower_dropout(k: Kernel) -> None:
-    """Inference dropout is a copy. Training mode would need numpy's exact RNG stream for
-    its mask, so it is refused at compile time."""
-    if k.attrs["training"] and k.attrs["ratio"]:
-        raise LaminaError(f"{k.where}: dropout with training=True is not supported by the "
-                          f"LLVM backend (its mask is numpy's RNG stream); use the reference "
-                          f"backend, or eliminate dropout for inference")
-    map_kernel(k, lambda b, xs: xs[0])
+    """Inference: a copy. Training: the mask of np.random.default_rng(seed).random(shape),
+    drawn bit for bit like numpy (rng.py), so results equal the reference's."""
+    ratio, seed = k.attrs["ratio"], k.attrs["seed"]
+    if not (k.attrs["training"] and ratio):
+        return map_kernel(k, lambda b, xs: xs[0])
+    if seed < 0:
+        raise LaminaError(f"{k.where}: dropout seed must be >= 0 (numpy refuses {seed})")
+    from . import rng
+    from .backward import dropout_phase
+
+    words = rng.const_words(rng.words(seed))
+    if len(words) > 4:
+        raise LaminaError(f"{k.where}: dropout seed {seed} is too large (at most 128 bits)")
+    dropout_phase(k, k.inputs[0], k.outputs[0], ratio, lambda b: words)
 
 
 @lowering("cast")

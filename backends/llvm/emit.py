@@ -98,14 +98,6 @@ for _name, _fn in (("exp", vmath.exp), ("log", vmath.log), ("tanh", vmath.tanh),
     _unary(_name, _fn)
 
 
-@emitter("dropout")
-def _dropout(b, xs, dtype, ratio=0.5, training=False, seed=0):
-    if training and ratio:
-        raise LaminaError("dropout in training mode is not compiled (its mask is numpy's "
-                          "RNG stream); use the reference backend or training=False")
-    return xs[0]
-
-
 # ---- binary ----------------------------------------------------------------------------------
 @emitter("add")
 def _add(b, xs, dtype):

@@ -222,14 +222,49 @@ class Gemm:
 
 
 def blocks(g: Gemm, blk: Blocking, threads: int) -> tuple[int, int]:
-    """(MC, NC): about 256 x 256, smaller when that leaves threads without work items."""
+    """(MC, NC): about 256 x 256, smaller until there are 4 work items per thread (so that
+    uneven items still balance), but not below one register tile. Splitting columns makes
+    each item read its rows of A again, splitting rows re-reads B: the dimension whose other
+    operand is smaller is split first (a 7x7 layer's 9 MB of weights are read once)."""
     mc = min(-(-g.m // blk.mr) * blk.mr, 32 * blk.mr)
     nc = min(-(-g.n // blk.nr) * blk.nr, 8 * blk.nr)
-    while g.batch * -(-g.m // mc) * -(-g.n // nc) < 2 * threads and nc > blk.nr:
-        nc = max(blk.nr, nc // 2 // blk.nr * blk.nr)
-    while g.batch * -(-g.m // mc) * -(-g.n // nc) < 2 * threads and mc > blk.mr:
-        mc = max(blk.mr, mc // 2 // blk.mr * blk.mr)
+    want = 4 * threads if threads > 1 else 1
+
+    def items():
+        return g.batch * -(-g.m // mc) * -(-g.n // nc)
+
+    for axis in (("m", "n") if g.n < g.m else ("n", "m")):
+        while items() < want and (mc > blk.mr if axis == "m" else nc > blk.nr):
+            if axis == "m":
+                mc = max(blk.mr, mc // 2 // blk.mr * blk.mr)
+            else:
+                nc = max(blk.nr, nc // 2 // blk.nr * blk.nr)
     return mc, nc
+
+
+def prepack_b(k: Kernel, g: Gemm, blk: Blocking, dtype: str) -> None:
+    """Pack all of a runtime B once, in its own phase (items: batch entry x column panel),
+    instead of once per row block: rows are split when A is the bigger operand."""
+    npad = -(-g.n // blk.nr) * blk.nr
+    panels = npad // blk.nr
+    dst = k.new_scratch(dtype, g.batch * g.k * npad)
+    pack, el = g.pack_b, scalar_type(dtype)
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="panel") as item:
+            bi, p = b.udiv(item, b.i64(panels)), b.urem(item, b.i64(panels))
+            col0 = b.mul(p, b.i64(blk.nr))
+            ncols = _min(b, b.sub(b.i64(g.n), col0), blk.nr)
+            base = b.at(dst.ptr, b.mul(bi, b.i64(g.k * npad)), el)
+            with b.loop(0, g.k, KC, name="pc", unroll=False) as pc:
+                kc = _min(b, b.sub(b.i64(g.k), pc), KC)
+                pack(b, bi, pc, kc, col0, ncols, b.at(base, panel_at(b, pc, kc, p, npad,
+                                                                        blk.nr), el))
+
+    k.phase(g.batch * panels, body, bufs=[*k.inputs, *k.scratch, *k.extra],
+            cost=g.batch * g.k * npad)
+    g.pack_b, g.b_packed = None, dst
+    g.b_off = lambda b, bi: b.mul(bi, b.i64(g.k * npad))
 
 
 def gemm_phase(k: Kernel, g: Gemm, dtype: str, scratch: Buf | None = None) -> None:
@@ -237,6 +272,9 @@ def gemm_phase(k: Kernel, g: Gemm, dtype: str, scratch: Buf | None = None) -> No
     blk = blocking(k.cg.target, dtype)
     mc, nc = blocks(g, blk, k.cg.num_threads)
     n_ic, n_jc = -(-g.m // mc), -(-g.n // nc)
+    if g.pack_b and n_ic > 1:
+        prepack_b(k, g, blk, dtype)
+        scratch = None
     full = ukernel(k, blk, dtype, blk.mr, g.epi)
     part = ukernel(k, blk, dtype, g.m % blk.mr, g.epi) if g.m % blk.mr else None
     el = scalar_type(dtype)
@@ -345,18 +383,20 @@ def pack_a_phase(k: Kernel, src: Buf, dst: Buf, batch: int, m: int, kk: int,
     k.phase(batch * panels, body, bufs=[src, dst], cost=batch * m * kk)
 
 
-def pack_b_rows(b: KBuilder, blk: Blocking, src, ldb: int, n: int, pc, kc, col0, ncols, dst,
+def pack_b_rows(b: KBuilder, blk: Blocking, src, ldb, n: int, pc, kc, col0, ncols, dst,
                 el) -> None:
-    """Pack block [pc, pc+kc) x [col0, col0+ncols) of a row-major B (row stride ldb) into
-    NR-column panels at dst; columns past N are zero (masked loads)."""
+    """Pack block [pc, pc+kc) x [col0, col0+ncols) of a B whose rows are contiguous into
+    NR-column panels at dst; columns past N are zero (masked loads). `ldb` is the row stride,
+    or a function (b, row) -> element offset of the row."""
     L = blk.lanes
+    row_at = ldb if callable(ldb) else (lambda b, r: b.mul(r, b.i64(ldb)))
     with b.loop(0, b.udiv(b.add(ncols, b.i64(blk.nr - 1)), b.i64(blk.nr)), name="jp") as jp:
         col = b.add(col0, b.mul(jp, b.i64(blk.nr)))
         nvalid = _min(b, b.sub(b.i64(n), col), blk.nr)
         panel = b.at(dst, b.mul(jp, b.mul(kc, b.i64(blk.nr))), el)
         full = b.icmp_signed("==", nvalid, b.i64(blk.nr))
         with b.loop(0, kc, name="kk") as kk:
-            srow = b.add(b.mul(b.add(pc, kk), b.i64(ldb)), col)
+            srow = b.add(row_at(b, b.add(pc, kk)), col)
             with b.if_else(full, likely=True) as (then, other):
                 for branch, masked in ((then, False), (other, True)):
                     with branch:

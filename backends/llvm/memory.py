@@ -86,18 +86,21 @@ def plan(graph: Graph) -> MemoryPlan:
 
 
 def check(graph: Graph, mp: MemoryPlan) -> None:
-    """Two intermediates whose lifetimes overlap must not share bytes (kernels are noalias)."""
+    """Two intermediates whose lifetimes overlap must not share bytes (kernels are noalias).
+    A sweep over start times: each value is compared with those still live."""
     span = lifetimes(graph)
-    vals = intermediates(graph)
-    for i, a in enumerate(vals):
-        a0, a1 = span[a.name]
-        oa = mp.offsets[a.name]
-        if oa % 16 or oa + a.type.nbytes > mp.arena_bytes:
+    vals = sorted(intermediates(graph), key=lambda v: span[v.name])
+    live: list = []
+    for a in vals:
+        a0 = span[a.name][0]
+        oa, na = mp.offsets[a.name], a.type.nbytes
+        if oa % 16 or oa + na > mp.arena_bytes:
             raise LaminaError(f"memory plan puts %{a.name} at {oa}, outside or misaligned in "
                               f"an arena of {mp.arena_bytes} bytes")
-        for b in vals[i + 1:]:
-            b0, b1 = span[b.name]
-            ob = mp.offsets[b.name]
-            if a0 <= b1 and b0 <= a1 and oa < ob + b.type.nbytes and ob < oa + a.type.nbytes:
+        live = [b for b in live if span[b.name][1] >= a0]
+        for b in live:
+            ob, nb = mp.offsets[b.name], b.type.nbytes
+            if oa < ob + nb and ob < oa + na:
                 raise LaminaError(f"memory plan overlaps %{a.name} and %{b.name}, which are "
                                   f"live at the same time")
+        live.append(a)

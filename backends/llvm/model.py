@@ -79,6 +79,26 @@ class CompiledModel:
             self._asm = header + self.target.machine.emit_assembly(mod)
         return self._asm
 
+    @property
+    def constant_arrays(self) -> list[np.ndarray]:
+        """The compile-time arrays (packed weights, index tables) the entry point reads from
+        its weights table after the graph's own weights, in order."""
+        return self._keep[len(self.graph.params):]
+
+    def emit_object(self) -> bytes:
+        """A position-independent ELF object of the optimised module, for use without the
+        JIT (see compiler/export.py for the C header that describes lamina_main)."""
+        target = llvm.Target.from_triple(llvm.get_process_triple())
+        machine = target.create_target_machine(cpu=self.target.cpu,
+                                               features=self.target.features, opt=3,
+                                               reloc="pic", codemodel="default")
+        return machine.emit_object(llvm.parse_assembly(self.llvm_ir))
+
+    def arena_canary_intact(self) -> bool:
+        """Whether the bytes after the arena still hold their fill (no kernel overran it)."""
+        start = self._arena.value - self._arena_buf.ctypes.data
+        return bool(np.all(self._arena_buf[start + self.arena_bytes:] == 0xA5))
+
     def kernel_names(self) -> list[str]:
         """Names of the generated functions (phases are named after their operator)."""
         return [line.split("@")[1].split("(")[0].strip('"') for line in
@@ -98,13 +118,33 @@ class CompiledModel:
             raise ir.LaminaError(f"no function {name!r}; see kernel_names()")
         return "\n".join(lines)
 
+    def kernel_asm(self, name: str) -> str:
+        """The assembly of one function of the module."""
+        lines, keep = [], False
+        for line in self.asm.splitlines():
+            if line.startswith((f"{name}:", f'"{name}":')):
+                keep = True
+            if keep:
+                lines.append(line)
+                if line.startswith(".Lfunc_end"):
+                    break
+        if not lines:
+            raise ir.LaminaError(f"no function {name!r}; see kernel_names()")
+        return "\n".join(lines)
+
     def __repr__(self) -> str:
         return (f"<compiled @{self.graph.name} on llvm: {self.target.describe()}, "
                 f"{self.fp_mode} fp, {self.num_threads} thread(s)>")
 
 
+CANARY = 256  # bytes after the arena that the code must never touch (tests check them)
+
+
 def _aligned(nbytes: int, align: int = 64):
-    """A zeroed byte buffer and the address of its first `align`-aligned byte."""
-    raw = np.zeros(nbytes + align, np.uint8)
+    """A zeroed byte buffer and the address of its first `align`-aligned byte; CANARY bytes
+    of 0xA5 follow the `nbytes` bytes used."""
+    raw = np.zeros(nbytes + align + CANARY, np.uint8)
     addr = raw.ctypes.data
-    return raw, addr + (-addr) % align
+    start = (-addr) % align
+    raw[start + nbytes:] = 0xA5
+    return raw, addr + start

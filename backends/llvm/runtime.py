@@ -86,7 +86,7 @@ def _build_module() -> llir.Module:
     g = {name: _global(m, name, ty) for name, ty in (
         ("word", I32), ("stop", I32), ("sleepers", I32), ("fn", PTR), ("ctx", PTR),
         ("ntasks", I64), ("next", I64), ("left", I64), ("state", I64), ("nworkers", I64),
-        ("base", I32), ("seq", I32))}
+        ("base", I32), ("seq", I32), ("busy", I32))}
     threads = llir.GlobalVariable(m, llir.ArrayType(I64, MAX_WORKERS), "lamina.threads")
     threads.initializer = llir.Constant(llir.ArrayType(I64, MAX_WORKERS), None)
     threads.linkage = "internal"
@@ -245,6 +245,13 @@ def _parallel_for(m, g, run) -> None:
         with b.loop(0, ntasks) as t:
             b.call(task, [ctx, t, b.i64(0)])
         b.ret_void()
+    # one job at a time: a caller that finds the pool busy (another model, called from
+    # another Python thread) runs its tasks itself; results do not depend on the split
+    took = b.extract_value(b.cmpxchg(g["busy"], b.i32(0), b.i32(1), "seq_cst", "seq_cst"), 1)
+    with b.if_then(b.not_(took), likely=False):
+        with b.loop(0, ntasks) as t:
+            b.call(task, [ctx, t, b.i64(0)])
+        b.ret_void()
     b.store(task, g["fn"])
     b.store(ctx, g["ctx"])
     b.store(ntasks, g["ntasks"])
@@ -278,6 +285,7 @@ def _parallel_for(m, g, run) -> None:
     spins.add_incoming(b.add(spins, b.i64(1)), b.block)
     b.branch(head)
     b.position_at_end(out)
+    b.store_atomic(b.i32(0), g["busy"], "seq_cst", 4)
     b.ret_void()
 
 

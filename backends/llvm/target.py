@@ -49,10 +49,6 @@ class Target:
         """A shared target machine for optimisation and assembly printing."""
         return _machine(self)
 
-    @property
-    def has_fma(self) -> bool:
-        return _parse(self.features).get("fma", False)
-
     def lanes(self, itemsize: int) -> int:
         """Vector lanes for elements of `itemsize` bytes."""
         return max(1, self.vector_bytes // itemsize)

@@ -6,12 +6,25 @@ import math
 
 import numpy as np
 
+from ir import ShapeError
+from ir.types import MAX_DIM
+
 _state = {"rng": np.random.default_rng(0)}
 
 
 def manual_seed(seed: int) -> None:
     """Make every later layer construction reproducible (torch.manual_seed's role)."""
     _state["rng"] = np.random.default_rng(seed)
+
+
+def check_sizes(layer: str, positive: tuple[str, ...] = (), **sizes) -> None:
+    """Refuse a layer size that is not a non-negative integer (positive for the names in
+    `positive`), naming the layer and the argument: numpy would fail later, and vaguely."""
+    for name, v in sizes.items():
+        lo = 1 if name in positive else 0
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v < MAX_DIM:
+            raise ShapeError(f"{layer}: {name} must be a {'positive' if lo else 'non-negative'} "
+                             f"integer, got {v!r}")
 
 
 def uniform(shape, bound: float) -> np.ndarray:

@@ -27,6 +27,7 @@ class Identity(Module):
 class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
+        init.check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = init.fan_in_uniform((out_features, in_features), in_features)
         self.bias = init.fan_in_uniform((out_features,), in_features) if bias else None
@@ -42,6 +43,8 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
         super().__init__()
+        init.check_sizes("Conv2d", ("groups",), in_channels=in_channels,
+                         out_channels=out_channels, groups=groups)
         if padding_mode not in _PAD_MODES:
             raise ShapeError(f"Conv2d: padding_mode must be one of {sorted(_PAD_MODES)}, got "
                              f"{padding_mode!r}")
@@ -49,7 +52,12 @@ class Conv2d(Module):
             raise ShapeError(f"Conv2d: groups={groups} must divide in_channels {in_channels} "
                              f"and out_channels {out_channels}")
         self.padding_mode = padding_mode
-        kh, kw = _pair(kernel_size)
+        pair = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size,) * 2
+        if len(pair) != 2:
+            raise ShapeError(f"Conv2d: kernel_size must be an int or a pair, got {kernel_size!r}")
+        for k in pair:
+            init.check_sizes("Conv2d", ("kernel_size",), kernel_size=k)
+        kh, kw = pair
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         fan_in = in_channels // groups * kh * kw
@@ -147,6 +155,7 @@ class Dropout(Module):
 class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()
+        init.check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         self.weight = init.normal((num_embeddings, embedding_dim))

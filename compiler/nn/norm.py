@@ -8,6 +8,7 @@ from ir import ShapeError
 
 from .. import functional as F
 from .. import tracing
+from . import init
 from .module import Module
 
 
@@ -22,6 +23,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, track_running_stats: bool = True):
         super().__init__()
+        init.check_sizes(type(self).__name__, num_features=num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = np.ones(num_features, np.float32) if affine else None
@@ -67,8 +69,10 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
-            normalized_shape)
+        many = isinstance(normalized_shape, (list, tuple, np.ndarray))
+        shape = tuple(normalized_shape) if many else (normalized_shape,)
+        for d in shape:
+            init.check_sizes("LayerNorm", normalized_shape=d)
         self.normalized_shape, self.eps = shape, eps
         self.weight = np.ones(shape, np.float32) if elementwise_affine else None
         self.bias = np.zeros(shape, np.float32) if elementwise_affine and bias else None

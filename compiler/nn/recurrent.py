@@ -44,6 +44,8 @@ class _RNNBase(Module):
                  bidirectional: bool = False):
         super().__init__()
         name = type(self).__name__
+        init.check_sizes(name, ("input_size", "hidden_size", "num_layers"),
+                         input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if hidden_size <= 0 or input_size <= 0 or num_layers <= 0:
             raise ShapeError(f"{name}: input_size, hidden_size and num_layers must be positive, "
                              f"got {input_size}, {hidden_size}, {num_layers}")

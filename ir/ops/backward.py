@@ -258,7 +258,15 @@ def _max_pool_grad_infer(x, dy, *, kernel, stride, pad, dilation, ceil_mode):
 def _max_pool_grad(x, dy, *, kernel, stride, pad, dilation, ceil_mode):
     win, widths = _pool_windows(x, -np.inf, kernel, stride, pad, dilation, ceil_mode)
     n, c, oh, ow, kh, kw = win.shape
-    arg = win.reshape(n, c, oh, ow, kh * kw).argmax(-1)  # the first maximum wins, as in torch
+    v = win.reshape(n, c, oh, ow, kh * kw)
+    # the first maximum among x's own elements wins (a NaN counts as the maximum, as numpy's
+    # argmax): padding never does, not even in a tie with -inf (torch's rule)
+    ones = np.ones((1, 1, *x.shape[2:]), x.dtype)
+    real = _pool_windows(ones, 0, kernel, stride, pad, dilation, ceil_mode)[0]
+    real = real.reshape(1, 1, oh, ow, kh * kw) == 1
+    nan = np.isnan(v)
+    top = np.where(real, v, -np.inf).max(-1, keepdims=True)
+    arg = np.where(nan.any(-1, keepdims=True), nan, real & (v == top)).argmax(-1)
     (sh, sw), (dh, dw) = stride, dilation
     dxp = np.zeros((n, c, x.shape[2] + sum(widths[2]), x.shape[3] + sum(widths[3])), x.dtype)
     for i in range(kh):

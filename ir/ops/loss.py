@@ -42,7 +42,7 @@ def _reduce(loss, reduction, dtype):
 
 
 def _cross_entropy(logits, target, *, reduction):
-    s = logits - logits.max(axis=1, keepdims=True)
+    s = logits - logits.max(axis=1, keepdims=True, initial=-np.inf)  # no classes: no max
     logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
     if target.dtype.kind == "f":
         loss = -(target * logp).sum(axis=1)

@@ -370,13 +370,13 @@ register(OpDef("matmul", _matmul_infer, lambda a, b: np.asarray(np.matmul(a, b))
 
 
 # ---- softmax -----------------------------------------------------------------------------
-def _softmax(x, *, axis):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+def _softmax(x, *, axis):  # initial: an empty axis (a zero-size tensor) has no max
+    e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def _log_softmax(x, *, axis):
-    s = x - x.max(axis=axis, keepdims=True)
+    s = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..types import TensorType
@@ -54,7 +56,9 @@ def reduction(name, fn, doc, identity=None, grad=None):
 reduction("reduce_sum", np.sum, "sum over axes (all when axes is empty)", 0.0, _sum_grad)
 reduction("reduce_mean", np.mean, "mean over axes (all when axes is empty)",
           grad=_mean_grad)
-reduction("reduce_max", np.max, "max over axes (all when axes is empty); NaN wins",
+reduction("reduce_max", partial(np.max, initial=-np.inf),
+          "max over axes (all when axes is empty); NaN wins; -inf over no elements",
           grad=_extreme_grad)
-reduction("reduce_min", np.min, "min over axes (all when axes is empty); NaN wins",
+reduction("reduce_min", partial(np.min, initial=np.inf),
+          "min over axes (all when axes is empty); NaN wins; +inf over no elements",
           grad=_extreme_grad)

@@ -50,6 +50,8 @@ def _kind(name):
 def _int(v):
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError
+    if not -(2**63) <= v < 2**63:  # shapes, axes and sizes are int64 in every backend
+        raise ValueError
     return int(v)
 
 
@@ -163,8 +165,9 @@ class OpDef:
             try:
                 value = spec.normalize(attrs[key])
             except (TypeError, ValueError):
+                range_ = " (64-bit)" if spec.kind in ("int", "ints") else ""
                 raise AttributeError_(
-                    f"{where}: attribute '{key}' must be {spec.kind}, got {attrs[key]!r}"
+                    f"{where}: attribute '{key}' must be {spec.kind}{range_}, got {attrs[key]!r}"
                 ) from None
             if spec.check is not None and not spec.check(value):
                 raise AttributeError_(

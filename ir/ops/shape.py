@@ -184,6 +184,8 @@ def _pad_infer(x, *, pads, mode, value):
         raise ShapeError(f"negative pads {list(pads)} cut {x} below zero")
     for i, d in enumerate(x.shape):  # reflect and edge read what is left after cropping
         kept, grow = d + min(pads[i], 0) + min(pads[i + x.rank], 0), max(pads[i], pads[i + x.rank])
+        if kept < 0:
+            raise ShapeError(f"negative pads {list(pads)} crop more than axis {i} of {x} holds")
         if mode == "reflect" and 0 < grow >= kept:
             raise ShapeError(f"reflect padding {list(pads)} must be smaller than the axes of "
                              f"{x} (after cropping)")

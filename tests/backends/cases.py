@@ -114,6 +114,8 @@ case("matmul", "batched-broadcast", {"a": randn(2, 1, 5, 33), "b": randn(3, 33, 
      rtol=1e-4, atol=1e-4)
 case("matmul", "weight-batched", {"a": randn(3, 9, 20), "b": randn(3, 20, 18)},
      weights=("b",), rtol=1e-4, atol=1e-4)
+case("matmul", "tall-runtime-b", {"a": randn(300, 33), "b": randn(33, 20)}, rtol=1e-4,
+     atol=1e-4)  # more rows than one row block: B is packed once, in its own phase
 case("matmul", "vec-mat", {"a": randn(33), "b": randn(33, 17)}, rtol=1e-4, atol=1e-4)
 case("matmul", "mat-vec", {"a": randn(4, 3, 33), "b": randn(33)}, rtol=1e-4, atol=1e-4)
 case("matmul", "vec-vec", {"a": randn(17), "b": randn(17)}, rtol=1e-4, atol=1e-4)
@@ -134,6 +136,7 @@ CONV = {
                                                      dilation=[1, 2])),
     "multiplier": ((1, 4, 6, 6), (12, 1, 3, 3), dict(pad=[1, 1, 1, 1], groups=4)),
     "wide": ((1, 17, 5, 40), (33, 17, 3, 3), dict(pad=[0, 1, 0, 1])),
+    "deep": ((2, 8, 5, 5), (300, 8, 3, 3), dict(pad=[1, 1, 1, 1])),
 }
 for _name, (_xs, _ws, _attrs) in CONV.items():
     _args = {"x": randn(*_xs), "w": randn(*_ws), "b": randn(_ws[0])}
@@ -260,6 +263,12 @@ case("scatter_add", "axis1", {"u": randn(2, 3, 5, 17), "i": randint(0, 7, 3, 5)}
      attrs={"axis": 1, "size": 7})
 case("dropout_seeded", "ratio0", {"x": randn(3, 17), "s": np.array(3, np.int64)},
      attrs={"ratio": 0.0})
+for _seed, _step, _dt in [(0, 0, np.int64), (5, -3, np.int32), (2**40, 2**35 + 1, np.int64)]:
+    case("dropout_seeded", f"seed{_seed}-step{_step}", {"x": randn(3, 17),
+                                                         "s": np.array(_step, _dt)},
+         attrs={"ratio": 0.3, "seed": _seed}, rtol=0, atol=0)
+    case("dropout", f"training-seed{_seed}", {"x": randn(33)},
+         attrs={"ratio": 0.25, "training": True, "seed": _seed}, rtol=0, atol=0)
 
 # ---- backward graph operators ----------------------------------------------------------------
 for _name in ("3x3-pad", "stride2-asym-pad", "depthwise-dil-s3", "7x7-stem", "1x1-stride2"):

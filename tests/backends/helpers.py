@@ -70,6 +70,7 @@ def check_graph(g: Graph, inputs, rtol=1e-5, atol=1e-6, **options):
     for i, (a, b) in enumerate(zip(got, want)):
         assert a.shape == b.shape and a.dtype == b.dtype, (i, a.shape, b.shape, a.dtype, b.dtype)
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"output {i}")
+    assert model.arena_canary_intact(), "a kernel wrote past the end of the arena"
     return model, got
 
 

@@ -68,10 +68,13 @@ def test_operator_without_lowering_is_refused(monkeypatch):
         llvm.compile_graph(g)
 
 
-def test_training_dropout_is_refused():
-    g = op_graph("dropout", {"x": randn(3, 4)}, ratio=0.5, training=True)
-    with pytest.raises(ir.LaminaError, match="training=True is not supported"):
-        llvm.compile_graph(g)
+def test_training_dropout_draws_numpys_mask():
+    x = randn(7, 33)
+    g = op_graph("dropout", {"x": x}, ratio=0.5, training=True, seed=11)
+    _, (y,) = check_graph(g, [x], rtol=0, atol=0, num_threads=1)
+    assert 0.3 < np.mean(y == 0) < 0.7
+    with pytest.raises(ir.LaminaError, match="seed must be >= 0"):
+        llvm.compile_graph(op_graph("dropout", {"x": x}, ratio=0.5, training=True, seed=-1))
 
 
 def test_outputs_that_are_inputs_weights_or_repeated():
@@ -125,17 +128,25 @@ def test_inspection(chain):
     assert any(n.startswith("linear.") for n in names)
     assert "fmuladd" in model.llvm_ir or "fma" in model.asm
     assert "define" in model.kernel_ir(names[0])
+    gemm = next(n for n in names if n.startswith("linear."))
+    assert "vfmadd" in model.kernel_asm(gemm) or "vfmadd" in model.asm
 
 
-def test_identical_layers_share_kernels():
+def _conv_stack(layers: int) -> Graph:
     g = Graph()
     h = g.add_input("x", TensorType((1, 8, 12, 12)))
-    for i in range(3):
+    for i in range(layers):
         w, b = g.add_weight(f"w{i}", randn(8, 8, 3, 3)), g.add_weight(f"b{i}", randn(8))
         h = g.call("conv2d", h, w, b, pad=[1, 1, 1, 1], name=f"c{i}")
     g.outputs = [h]
-    model, _ = check_graph(g, [randn(1, 8, 12, 12)], rtol=1e-3, atol=1e-3, num_threads=1)
-    assert sum(n.startswith("conv2d.") for n in model.kernel_names()) <= 2  # pad + gemm
+    return g
+
+
+def test_identical_layers_share_kernels():
+    one = llvm.compile_graph(_conv_stack(1), num_threads=1)
+    model, _ = check_graph(_conv_stack(3), [randn(1, 8, 12, 12)], rtol=1e-3, atol=1e-3,
+                           num_threads=1)
+    assert len(model.kernel_names()) == len(one.kernel_names())
 
 
 def test_bad_options():
@@ -154,3 +165,33 @@ def test_compiler_compile_uses_llvm():
     assert isinstance(fn, llvm.CompiledModel)
     x = randn(3, 17)
     np.testing.assert_allclose(fn(x), reference.run(g, x)[0], rtol=1e-4, atol=1e-6)
+
+
+def test_object_cache(tmp_path):
+    from backends.llvm import cache
+
+    g = _conv_stack(2)
+    x = randn(1, 8, 12, 12)
+    first = llvm.compile_graph(g, num_threads=1, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.o"))) == 1
+    cache.clear_memory()  # the next compile must come from the disk entry
+    second = llvm.compile_graph(g, num_threads=1, cache_dir=tmp_path)
+    np.testing.assert_array_equal(first(x), second(x))
+    assert second.llvm_ir == first.llvm_ir
+    assert len(list(tmp_path.glob("*.o"))) == 1
+
+
+def test_memory_plans_are_checked():
+    from backends.llvm import memory
+
+    g = Graph()
+    h = g.add_input("x", TensorType((4, 17)))
+    for i in range(5):
+        h = g.call("relu", h, name=f"r{i}")
+    g.outputs = [h]
+    for plan in (memory.plan(g), memory.simple_plan(g)):
+        memory.check(g, plan)
+        assert plan.arena_bytes <= 2 * 320  # two buffers suffice for a chain
+    clash = memory.MemoryPlan({name: 0 for name in memory.plan(g).offsets}, 320)
+    with pytest.raises(ir.LaminaError, match="overlaps"):
+        memory.check(g, clash)

@@ -41,6 +41,17 @@ def test_thread_counts_agree_bitwise(cnn):
             np.testing.assert_array_equal(a, b)
 
 
+def test_deep_layer_splits_rows_and_agrees():
+    """Few columns, many rows (a 7x7 ResNet layer): rows are split, B is packed once."""
+    g = Graph()
+    x = g.add_input("x", TensorType((1, 64, 7, 7)))
+    g.outputs = [g.call("fused_conv2d", x, g.add_weight("w", randn(512, 64, 3, 3)),
+                        g.add_weight("b", randn(512)), pad=[1, 1, 1, 1], act="relu")]
+    x = randn(1, 64, 7, 7)
+    one = llvm.compile_graph(g, num_threads=1)(x)
+    np.testing.assert_array_equal(llvm.compile_graph(g, num_threads=2)(x), one)
+
+
 def test_repeated_parallel_calls_are_stable(cnn):
     model = llvm.compile_graph(cnn, num_threads=2)
     x = randn(2, 8, 32, 32)

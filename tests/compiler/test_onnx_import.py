@@ -536,9 +536,6 @@ def _node_cases():
 
 NODE_CASES, NODE_TOTAL = _node_cases()
 KNOWN = {  # case -> why Lamina's answer differs from the stored one
-    **dict.fromkeys(["test_reduce_max_empty_set", "test_reduce_min_empty_set",
-                     "test_reduce_log_sum_exp_empty_set", "test_reduce_max_empty_set_bool"],
-                    "the registry's reduce_max/min raise on an empty axis (ONNX: -inf/+inf)"),
     **dict.fromkeys(["test_resize_downsample_scales_linear_align_corners",
                      "test_resize_downsample_scales_cubic_align_corners"],
                     "align_corners with a fractional output length: onnx's reference divides "
@@ -606,7 +603,7 @@ def _check_expected(g, inputs, expected, rtol, atol, what):
 
 def _node_params():
     for c in NODE_CASES:
-        marks = [pytest.mark.xfail(reason=KNOWN[c.name])] if c.name in KNOWN else []
+        marks = [pytest.mark.xfail(reason=KNOWN[c.name], strict=True)] if c.name in KNOWN else []
         yield pytest.param(c, id=c.name, marks=marks)
 
 

@@ -250,5 +250,11 @@ def test_llvm_step_agrees_with_the_reference_step(setup):
     native = compiler.compile_training(model, loss, opt, x, y, backend="llvm", num_threads=2)
     for _ in range(3):
         np.testing.assert_allclose(native(x, y), ref(x, y), rtol=1e-4)
+    # A conv bias feeding a training-mode batch norm has a true gradient of zero (the norm
+    # subtracts the batch mean); Adam divides that gradient's rounding noise by its own
+    # size, so both backends' updates of it are noise of step size lr: not comparable.
+    noise_only = {"conv.bias"} if setup is _cnn_setup else set()
+    assert set(ref.params) - noise_only, "nothing left to compare"
     for k, v in ref.params.items():
-        np.testing.assert_allclose(native.params[k], v, rtol=1e-3, atol=1e-5)
+        if k not in noise_only:
+            np.testing.assert_allclose(native.params[k], v, rtol=1e-3, atol=1e-5, err_msg=k)
