@@ -18,6 +18,7 @@ import numpy as np
 
 import ir
 from ir import LaminaError, TensorType
+from passes.eliminate_dead_code import eliminate_dead_code
 
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("tracer", default=None)
 
@@ -156,20 +157,10 @@ def trace_structured(model, *example_inputs, name: str = "main"):
     if not outs:
         raise TraceError("the model returned no traced tensor")
     graph.outputs = [o.value for o in outs]
-    _drop_dead_nodes(graph)
-    _drop_unused_weights(graph)
+    # forget what forward() computed but did not return (an LSTM's unused h_n) and the
+    # parameters nothing read: the IR has no side effects, so they are dead
+    eliminate_dead_code(graph)
     return graph, structure
-
-
-def _drop_dead_nodes(graph: ir.Graph) -> None:
-    """Forget what forward() computed but did not return (an LSTM's unused h_n): the IR has
-    no side effects, so such nodes are dead."""
-    live = {id(v) for v in graph.outputs}
-    for node in reversed(list(graph.nodes)):
-        if any(id(o) in live for o in node.outputs):
-            live.update(id(v) for v in node.inputs)
-        else:
-            graph.erase_node(node)
 
 
 def _flatten(out, outs: list, where: str):
@@ -190,11 +181,6 @@ def unflatten(structure, results):
     if isinstance(structure, tuple):
         return tuple(unflatten(s, results) for s in structure)
     return None if structure is None else results[structure]
-
-
-def _drop_unused_weights(graph: ir.Graph) -> None:
-    for name in [n for n, v in graph.params.items() if not v.uses and v not in graph.outputs]:
-        graph.remove_weight(name)
 
 
 def _arg_names(model, n: int) -> list[str]:

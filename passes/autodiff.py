@@ -44,6 +44,8 @@ import ir
 from ir import LaminaError
 from ir.types import FLOATS
 
+from .eliminate_dead_code import eliminate_dead_code
+
 
 class GradError(LaminaError):
     """A graph that cannot be differentiated as asked (names the node or value)."""
@@ -90,7 +92,7 @@ def grad(graph: ir.Graph, wrt: Iterable[str] | None = None, inputs: Iterable[str
     results = [r if r is not None else _zeros(_Builder(g, f"d.{t.name}"), t)
                for r, t in zip(results, targets)]
     g.outputs = [*(g.outputs if keep_outputs else [loss_v]), *results]
-    prune(g)
+    eliminate_dead_code(g)
     ir.verify(g)
     return g
 
@@ -159,13 +161,3 @@ def _on_path(g: ir.Graph, targets: list[ir.Value], loss: ir.Value) -> set[int]:
     return needed
 
 
-def prune(g: ir.Graph) -> None:
-    """Erase the nodes and weights the outputs do not need (the graph has no side effects)."""
-    live = {id(v) for v in g.outputs}
-    for node in reversed(list(g.nodes)):
-        if any(id(o) in live for o in node.outputs):
-            live.update(id(v) for v in node.inputs)
-        else:
-            g.erase_node(node)
-    for name in [n for n, v in g.params.items() if id(v) not in live]:
-        g.remove_weight(name)
