@@ -587,9 +587,13 @@ def _import_case(m, inputs):
         raise
 
 
-def _check_expected(g, inputs, expected, rtol, atol, what):
+def _check_expected(g, inputs, expected, rtol, atol, what, backend="reference"):
     with np.errstate(all="ignore"):  # cases that expect NaN (fully masked softmax rows)
-        actual = run(g, *inputs)
+        if backend == "reference":
+            actual = run(g, *inputs)
+        else:
+            actual = compiler.compile(g, *inputs, opt_level=2, backend=backend)(*inputs)
+            actual = list(actual) if isinstance(actual, tuple) else [actual]
     assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
         assert a.shape == e.shape and a.dtype == e.dtype, \
@@ -632,8 +636,9 @@ def _data_dirs():
             yield pytest.param(d, id=f"{sub}/{os.path.basename(d)}")
 
 
+@pytest.mark.parametrize("backend", ["reference", "llvm"])
 @pytest.mark.parametrize("d", list(_data_dirs()))
-def test_onnx_data_conformance(d):
+def test_onnx_data_conformance(d, backend):
     import glob
 
     m = onnx.load(f"{d}/model.onnx")
@@ -645,7 +650,7 @@ def test_onnx_data_conformance(d):
         if any(i.type.tensor_type.elem_type == TensorProto.STRING for i in m.graph.input):
             pytest.skip("string tensors")
         g, inputs = _import_case(m, load)
-        _check_expected(g, inputs, expected, 1e-3, 1e-6, d)
+        _check_expected(g, inputs, expected, 1e-3, 1e-6, d, backend)
 
 
 LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
