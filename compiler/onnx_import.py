@@ -501,6 +501,8 @@ def _run(b: Builder, node: OnnxNode, env: dict, handler) -> None:
             if node.used[i]:
                 raise Unsupported(f"output {i} ('{oname}') is not supported")
             continue
+        if isinstance(outs[i], np.generic):  # a folded scalar: constants are always arrays
+            outs[i] = np.asarray(outs[i])
         env[oname] = outs[i]
         if isinstance(outs[i], np.ndarray):
             b.names.setdefault(id(outs[i]), oname)
@@ -537,7 +539,10 @@ def _input_shapes(g, env: dict, input_shapes, where: str):
         dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                 for d in tt.shape.dim] if tt.HasField("shape") else None
         shape = _resolve(i.name, dims, given.get(i.name) if given else None, where)
-        out.append((i, TensorType(shape, dtype_name(dt))))
+        try:
+            out.append((i, TensorType(shape, dtype_name(dt))))
+        except LaminaError as e:  # a negative or huge dimension
+            bad.append(f"input '{i.name}': {e}")
     if bad:
         raise OnnxImportError(f"{where}: unsupported graph inputs: {'; '.join(bad)}",
                               unsupported=[("<input>", b, "dtype") for b in bad])
