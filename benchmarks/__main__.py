@@ -22,7 +22,7 @@ import numpy as np
 
 import compiler
 
-from .models import build
+from .models import build, torch_twin
 from .timing import median_seconds, table
 
 THREADS = 2
@@ -42,6 +42,23 @@ def ort_session(model_or_graph, x, threads=THREADS):
     return lambda a: sess.run(None, {name: a})[0]
 
 
+def torch_eager(name, model, x):
+    """torch eager on the same architecture and weights (None where torch is missing);
+    its output must equal Lamina's reference."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(THREADS)
+    twin = torch_twin(name, model)
+
+    def run(a):
+        with torch.inference_mode():
+            return twin(torch.as_tensor(a)).numpy()
+
+    return run
+
+
 def bench_models(names, batches, quick):
     rows = []
     for name in names:
@@ -51,18 +68,27 @@ def bench_models(names, batches, quick):
             fn = compiler.compile(model, x, opt_level=3, backend="llvm", num_threads=THREADS)
             compile_s = time.perf_counter() - t
             ref = compiler.compile(model, x, opt_level=0, backend="reference")
-            ort = ort_session(model, x)
-            y, y_ref, y_ort = fn(x), ref(x), ort(x)
+            y, y_ref = fn(x), ref(x)
             scale = np.abs(y_ref).max()
             repeats = 5 if quick else 20
             lam = median_seconds(fn, x, repeats=repeats)["median"]
-            rt = median_seconds(ort, x, repeats=repeats)["median"]
             rf = median_seconds(ref, x, repeats=3 if quick else 5, warmup=1)["median"]
+            # onnxruntime's session only exists while it is timed: its idle worker threads
+            # spin and would take a core from whichever runtime is timed beside them
+            ort = ort_session(model, x)
+            y_ort = ort(x)
+            rt = median_seconds(ort, x, repeats=repeats)["median"]
+            del ort
+            eager = torch_eager(name, model, x)
+            te = median_seconds(eager, x, repeats=repeats)["median"] if eager else None
+            err_torch = float(np.abs(eager(x) - y_ref).max() / scale) if eager else None
             rows.append({"model": name, "batch": batch, "lamina_ms": lam * 1e3,
                          "ort_ms": rt * 1e3, "ref_ms": rf * 1e3, "vs_ort": lam / rt,
+                         "torch_ms": te and te * 1e3, "vs_torch": te and lam / te,
                          "vs_ref": lam / rf, "compile_s": compile_s,
                          "err_ref": float(np.abs(y - y_ref).max() / scale),
-                         "err_ort": float(np.abs(y - y_ort).max() / scale)})
+                         "err_ort": float(np.abs(y - y_ort).max() / scale),
+                         "err_torch": err_torch})
             print(f"  {name} b{batch}: {lam * 1e3:.2f} ms (ort {rt * 1e3:.2f})", file=sys.stderr)
     return rows
 
@@ -171,6 +197,7 @@ def bench_conv(quick):
             row[f"lamina_{threads}t"] = flops / median_seconds(fn, x)["median"] / 1e9
             ort = ort_session(graph, x, threads)
             row[f"ort_{threads}t"] = flops / median_seconds(ort, x)["median"] / 1e9
+            del ort  # its spinning threads must not overlap the next measurement
         row["vs_ort"] = row["lamina_1t"] / row["ort_1t"]
         row["of_peak"] = row["lamina_1t"] / 240.0
         rows.append(row)
@@ -208,7 +235,8 @@ def main(argv=None):
         print(f"\nWhole models, {THREADS} threads, latency medians (ms)")
         print(table(rows, [("model", "model", "s"), ("batch", "batch", "d"),
                            ("lamina_ms", "lamina", ".2f"), ("ort_ms", "onnxruntime", ".2f"),
-                           ("ref_ms", "reference", ".1f"), ("vs_ort", "lamina/ort", ".2f"),
+                           ("ref_ms", "reference", ".1f"), ("torch_ms", "torch eager", ".2f"),
+                           ("vs_ort", "lamina/ort", ".2f"), ("vs_torch", "lamina/torch", ".2f"),
                            ("vs_ref", "lamina/ref", ".3f"), ("compile_s", "compile s", ".2f"),
                            ("err_ort", "max rel err", ".1e")]))
         ratios = [r["vs_ort"] for r in rows]
