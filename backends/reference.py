@@ -21,7 +21,10 @@ def check_inputs(g: Graph, args: Sequence) -> list[np.ndarray]:
         raise InputError(f"@{g.name} takes {len(g.inputs)} input(s) ({sig}), got {len(args)}")
     out = []
     for v, a in zip(g.inputs, args):
-        a = np.asarray(a)
+        try:
+            a = np.asarray(a)
+        except ValueError as e:  # a ragged nested list
+            raise InputError(f"input %{v.name} expects {v.type}, got no array ({e})") from None
         if a.shape != v.type.shape or a.dtype != v.type.np_dtype:
             try:
                 got = str(TensorType.of(a))

@@ -51,7 +51,10 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None, backend: st
 
     `passes` overrides the opt-level pipeline with a list of pass names; other keyword
     options go to the pass manager (instrumentation) or the backend (e.g. num_threads)."""
-    example_inputs = tuple(np.asarray(x) for x in example_inputs)
+    try:
+        example_inputs = tuple(np.asarray(x) for x in example_inputs)
+    except ValueError as e:  # a ragged nested list
+        raise ir.InputError(f"an example input is not an array: {e}") from None
     graph = to_graph(model, *example_inputs)
     ir.verify(graph)
     graph = _passes.optimize(graph, opt_level=opt_level, passes=passes)

@@ -54,8 +54,11 @@ def load(path: str | os.PathLike) -> Repro:
             weights = {k[2:]: f[k] for k in f.files if k.startswith("w:")}
             n = sum(k.startswith("in:") for k in f.files)
             inputs = [f[f"in:{i}"] for i in range(n)]
-    except (OSError, ValueError, KeyError) as e:
-        raise ir.LaminaError(f"{path}: not a Lamina reproducer ({e})") from None
+    except Exception as e:  # OSError, BadZipFile, EOFError, bad JSON, an object array...
+        raise ir.LaminaError(f"{path}: not a Lamina reproducer ({type(e).__name__}: "
+                             f"{e})") from None
+    if not isinstance(meta, dict) or not {"pipeline", "kind", "backend"} <= set(meta):
+        raise ir.LaminaError(f"{path}: not a Lamina reproducer (its metadata is incomplete)")
     if meta.get("version") != VERSION:
         raise ir.LaminaError(f"{path}: reproducer version {meta.get('version')}, this Lamina "
                              f"reads version {VERSION}")

@@ -24,6 +24,6 @@ def load(path: str | os.PathLike) -> Graph:
         with np.load(path, allow_pickle=False) as f:
             text = str(f[_TEXT])
             weights = {k[2:]: f[k] for k in f.files if k.startswith("w:")}
-    except (OSError, ValueError, KeyError) as e:
-        raise ParseError(f"{path}: not a saved Lamina graph ({e})") from None
+    except Exception as e:  # OSError, BadZipFile, EOFError, zlib.error, an object array...
+        raise ParseError(f"{path}: not a saved Lamina graph ({type(e).__name__}: {e})") from None
     return parse(text, weights)

@@ -143,9 +143,13 @@ class _Parser:
         dtype = self.next("ident")
         if dtype not in DTYPES:
             self.fail(f"unknown dtype {dtype!r}", self.toks[self.i - 1][2])
+        pos = self.toks[self.i][2]
         self.next(value="[")
         shape = self.comma_list(self.dim, "]")
-        return TensorType(tuple(shape), dtype)
+        try:
+            return TensorType(tuple(shape), dtype)
+        except LaminaError as e:  # a shape too large
+            self.fail(str(e), pos)
 
     def dim(self) -> int:
         text = self.next("num")
@@ -195,9 +199,13 @@ class _Parser:
                 data = (weights or {}).get(name[1:])
                 env[name] = self.define(g.add_weight, name[1:], self.type(), start)
                 if data is not None:
-                    if TensorType.of(data) != env[name].type:
-                        self.fail(f"weight {name} data is {TensorType.of(data)}, "
-                                  f"declared {env[name].type}", start)
+                    try:
+                        held = TensorType.of(data)
+                    except LaminaError as e:  # a dtype the IR lacks
+                        self.fail(f"weight {name} data: {e}", start)
+                    if held != env[name].type:
+                        self.fail(f"weight {name} data is {held}, declared {env[name].type}",
+                                  start)
                     g.weights[name[1:]] = data
             else:
                 self.node(g, env, start)

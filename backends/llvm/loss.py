@@ -52,18 +52,19 @@ def lower_cross_entropy(k: Kernel) -> None:
             with b.loop(0, c, name="c") as ci:
                 e = vmath.exp(b, b.fsub(b.vload(logits.ptr, at(ci), el), m))
                 b.store(b.fadd(b.load(tot, typ=el), e), tot)
-            shift = b.fadd(m, vmath.log(b, b.load(tot, typ=el)))
+            lse = vmath.log(b, b.load(tot, typ=el))  # (x - max) - lse, as the reference:
+            # x - (max + lse) loses lse next to a max of 1e30
             if probs:
                 acc = b.var(el, const(el, 0), "acc")
                 with b.loop(0, c, name="c") as ci:
-                    logp = b.fsub(b.vload(logits.ptr, at(ci), el), shift)
+                    logp = b.fsub(b.fsub(b.vload(logits.ptr, at(ci), el), m), lse)
                     t = b.vload(target.ptr, at(ci), el)
                     b.store(b.fadd(b.load(acc, typ=el), b.fmul(t, logp)), acc)
                 loss = b.fneg(b.load(acc, typ=el))
             else:
                 t = b.vload(target.ptr, p, target.elem)
                 t = t if target.dtype == "i64" else b.sext(t, b.i64(0).type)
-                loss = b.fneg(b.fsub(b.vload(logits.ptr, at(t), el), shift))
+                loss = b.fneg(b.fsub(b.fsub(b.vload(logits.ptr, at(t), el), m), lse))
             b.vstore(loss, per.ptr, p)
 
     k.phase(positions, body, bufs=[logits, target, per], cost=30 * logits.size)

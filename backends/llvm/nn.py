@@ -165,11 +165,12 @@ def _softmax_rows(k, x, out, rows, n, log):
                 return ex
 
             total = vreduce(b, b.i64(0), b.i64(n), lanes, el, 0.0, e, b.fadd)
+            lse = vmath.log(b, total) if log else None
 
             def step(i, width):
-                if log:
-                    shift = b.fadd(mx, vmath.log(b, total))
-                    y = b.fsub(load(i, width), b.splat(shift, width))
+                if log:  # (x - max) - log(sum), as the reference: x - (max + log(sum))
+                    # loses log(sum) entirely next to a max of 1e30
+                    y = b.fsub(b.fsub(load(i, width), b.splat(mx, width)), b.splat(lse, width))
                 else:
                     y = b.fdiv(b.vload(out.ptr, b.add(start, i), el, width),
                                b.splat(total, width))
@@ -205,10 +206,10 @@ def _softmax_columns(k, x, out, outer, n, inner, log):
                         b.vstore(ex, out.ptr, at(i))
                     b.store(b.fadd(b.load(tot, typ=vt), ex), tot)
                 total = b.load(tot, typ=vt)
-                shift = b.fadd(m, vmath.log(b, total)) if log else None
+                lse = vmath.log(b, total) if log else None
                 with b.loop(0, n, name="a") as i:
-                    if log:
-                        y = b.fsub(b.vload(x.ptr, at(i), el, width), shift)
+                    if log:  # (x - max) - log(sum), as in _softmax_rows
+                        y = b.fsub(b.fsub(b.vload(x.ptr, at(i), el, width), m), lse)
                     else:
                         y = b.fdiv(b.vload(out.ptr, at(i), el, width), total)
                     b.vstore(y, out.ptr, at(i))
