@@ -204,6 +204,31 @@ def bench_conv(quick):
     return rows
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    import llvmlite.binding as llvm
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "llvmlite", "onnxruntime", "torch"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "absent"
+    out["LLVM"] = ".".join(map(str, llvm.llvm_version_info))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="fewer shapes and repeats")
@@ -212,8 +237,11 @@ def main(argv=None):
     p.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
     args = p.parse_args(argv)
     parts = args.only.split(",")
-    results = {"machine": platform.processor() or platform.machine(), "threads": THREADS,
-               "cpus": os.cpu_count()}
+    results = {"machine": _cpu_name(), "threads": THREADS, "cpus": os.cpu_count(),
+               "versions": _versions()}
+    print(f"machine: {results['machine']}, {results['cpus']} cores; whole models on "
+          f"{THREADS} threads")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
     if "gemm" in parts:
         results["gemm"] = rows = bench_gemm(args.quick)
         print("\nGEMM float32, GFLOP/s (blas = numpy OpenBLAS, AVX-512 kernel "
