@@ -44,13 +44,14 @@ def to_graph(model, *example_inputs) -> ir.Graph:
     return trace(model, *example_inputs)
 
 
-def compile(model, *example_inputs, opt_level: int = 2, passes=None, backend: str = "reference",
+def compile(model, *example_inputs, opt_level: int = 2, passes=None, backend: str = "llvm",
             **options):
     """Trace (if needed), optimise and compile `model`; the result is called with numpy
     arrays and returns an array, or a tuple for several outputs. `fn.graph` is what runs.
 
+    `backend` is "llvm" (native code, the default) or "reference" (the numpy interpreter);
     `passes` overrides the opt-level pipeline with a list of pass names; other keyword
-    options go to the pass manager (instrumentation) or the backend (e.g. num_threads)."""
+    options go to the LLVM backend (num_threads, fast_math, cache_dir, target_features)."""
     try:
         example_inputs = tuple(np.asarray(x) for x in example_inputs)
     except ValueError as e:  # a ragged nested list
@@ -59,6 +60,8 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None, backend: st
     ir.verify(graph)
     graph = _passes.optimize(graph, opt_level=opt_level, passes=passes)
     if backend == "reference":
+        if options:
+            raise ir.LaminaError(f"the reference backend takes no options, got {sorted(options)}")
         return ReferenceModel(graph)
     if backend == "llvm":
         from backends import llvm
