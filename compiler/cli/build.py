@@ -84,7 +84,7 @@ def add_run(sub) -> None:
     add_inputs(r)
     r.add_argument("-o", "--output", metavar="FILE",
                    help="save the outputs (.npy, or .npz for several)")
-    add_backend(r, "reference")
+    add_backend(r, "auto")
     add_repro(r, "if a pass or the backend fails")
     r.set_defaults(fn=cmd_run)
 
@@ -155,7 +155,7 @@ def add_profile(sub) -> None:
         formatter_class=Formatter)
     add_model(p)
     add_inputs(p)
-    add_backend(p, "reference")
+    add_backend(p, "auto")
     p.add_argument("--repeat", type=int, default=10, help="timed runs per node (default 10)")
     p.add_argument("--top", type=int, metavar="N", help="show only the N slowest nodes")
     p.set_defaults(fn=cmd_profile)

@@ -240,10 +240,15 @@ def test_bench_reports_median_and_spread(tmp_path):
 
 
 def test_profile_table_lists_every_node(tmp_path):
-    out = ok(lamina("profile", TINY, "-O", "3", "--repeat", "2", cwd=tmp_path))
+    out = ok(lamina("profile", TINY, "-O", "3", "--repeat", "2", "--backend", "reference",
+                    cwd=tmp_path))
     for n in passes.optimize(build()[0], opt_level=3).nodes:
         assert f"\n{n.name} " in out
+    # the reference interpreter is timed as one core; llvm (the default) on every core
     assert "GFLOP/s" in out and "GB/s" in out and "\ntotal " in out and "peak: 240" in out
+    native = ok(lamina("profile", TINY, "-O", "3", "--repeat", "2", "--threads", "2",
+                       cwd=tmp_path))
+    assert "on llvm" in native and "peak: 480 GFLOP/s (2 core(s)" in native
 
 
 # ---- bisect and repro ---------------------------------------------------------------------
