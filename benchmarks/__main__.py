@@ -67,12 +67,9 @@ def bench_models(names, batches, quick):
             t = time.perf_counter()
             fn = compiler.compile(model, x, opt_level=3, backend="llvm", num_threads=THREADS)
             compile_s = time.perf_counter() - t
-            ref = compiler.compile(model, x, opt_level=0, backend="reference")
-            y, y_ref = fn(x), ref(x)
-            scale = np.abs(y_ref).max()
+            y = fn(x)
             repeats = 5 if quick else 20
             lam = median_seconds(fn, x, repeats=repeats)["median"]
-            rf = median_seconds(ref, x, repeats=3 if quick else 5, warmup=1)["median"]
             # onnxruntime's session only exists while it is timed: its idle worker threads
             # spin and would take a core from whichever runtime is timed beside them
             ort = ort_session(model, x)
@@ -81,7 +78,15 @@ def bench_models(names, batches, quick):
             del ort
             eager = torch_eager(name, model, x)
             te = median_seconds(eager, x, repeats=repeats)["median"] if eager else None
-            err_torch = float(np.abs(eager(x) - y_ref).max() / scale) if eager else None
+            y_eager = eager(x) if eager else None
+            # the reference interpreter runs last, for the same reason: after each numpy
+            # matmul OpenBLAS's threads spin for a while (a 0.63 ms model measured 0.86 ms
+            # right after it)
+            ref = compiler.compile(model, x, opt_level=0, backend="reference")
+            y_ref = ref(x)
+            scale = np.abs(y_ref).max()
+            rf = median_seconds(ref, x, repeats=3 if quick else 5, warmup=1)["median"]
+            err_torch = float(np.abs(y_eager - y_ref).max() / scale) if eager else None
             rows.append({"model": name, "batch": batch, "lamina_ms": lam * 1e3,
                          "ort_ms": rt * 1e3, "ref_ms": rf * 1e3, "vs_ort": lam / rt,
                          "torch_ms": te and te * 1e3, "vs_torch": te and lam / te,

@@ -1,10 +1,14 @@
 """conv2d (and fused_conv2d: act(conv + bias + residual)).
 
-Three strategies, chosen from the shapes:
-- depthwise (groups == C == O): direct; each output row of a plane is a vector loop over
-  output columns, the KH*KW taps are FMAs with splatted weights, and the epilogue (bias,
-  residual, activation) is applied before the store;
+Four strategies, chosen from the shapes:
+- depthwise (groups == C == O): direct, reading the input in place (window.window_direct:
+  no padded copy; edge vectors use compile-time masks); the KH*KW taps are FMAs with
+  weights splatted once per plane, and the epilogue (bias, residual, activation) is applied
+  before the store. Column strides above 2 use a padded copy and window_rows;
 - pointwise (1x1, stride 1, no padding): a GEMM whose B is the input itself, [C, H*W];
+- batched pointwise on small planes (merge_images: 6x6, 3x3, ...): ONE GEMM over all
+  images side by side, C[O, N*HW], so the NR-wide column tiles are filled; B is packed by
+  gathers, and the epilogue is applied while scattering back to [N, O, HW];
 - general: a GEMM per (image, group), C[Og, OH*OW] = W[Og, Cg*KH*KW] @ im2col(x). The
   input is first copied with a zero border (pad_phase) so that im2col needs no bounds
   checks; the packing of each KC x NC block of im2col happens inside the work item that
@@ -15,16 +19,26 @@ Weights (A) are packed at compile time.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir as llir
 
-from .builder import KBuilder, const, vec_type
+from .builder import I64, KBuilder, const, vec_type
 from .elementwise import map_kernel
 from .emit import emit
-from .gemm import Gemm, blocking, gemm_phase, pack_a, pack_a_phase, pack_b_rows, scratch_for_b
+from .gemm import (
+    Gemm,
+    blocking,
+    gemm_phase,
+    pack_a,
+    pack_a_phase,
+    pack_b,
+    pack_b_rows,
+    scratch_for_b,
+)
 from .kernel import Buf, Kernel
 from .linalg import epilogue_of, fill_bias
 from .loops import vector_loop
 from .registry import lowering
-from .window import Window, load_taps, pad_phase, window_rows
+from .window import Window, direct_ok, load_taps, pad_phase, store_vec, window_direct, window_rows
 
 
 @lowering("conv2d")
@@ -69,12 +83,19 @@ def conv_gemm(k, x, w, bias, resid, out, win: Window, groups: int) -> None:
     og, kk = o // groups, cg * kh * kw
     blk = blocking(k.cg.target, x.dtype)
     mpad = -(-og // blk.mr) * blk.mr
+    if (kh, kw) == (1, 1) and not win.padded and (win.sh, win.sw) != (1, 1):
+        x, win = subsample(k, x, win)  # a strided 1x1 is a 1x1 over the sampled pixels
+    pointwise = (kh, kw, win.sh, win.sw) == (1, 1, 1, 1) and not win.padded
+    if (pointwise and groups == 1 and k.is_weight(1)
+            and transpose_pays(win.n, win.h * win.w, o, blk)):
+        return pointwise_transposed(k, x, bias, resid, out, win, blk, o, kk)
     if k.is_weight(1):
         a = k.constant(pack_a(k.weight_data(1).reshape(groups, og, kk), blk.mr), "packed_w")
     else:
         a = k.new_scratch(w.dtype, groups * mpad * kk)
         pack_a_phase(k, w, a, groups, og, kk)
-    pointwise = (kh, kw, win.sh, win.sw) == (1, 1, 1, 1) and not win.padded
+    if pointwise and groups == 1 and merge_images(win.n, win.h * win.w, blk.nr):
+        return pointwise_merged(k, x, a, bias, resid, out, win, blk, o, kk)
     if pointwise:
         src, hq, wq, table = x, win.h, win.w, None
         plane = cg * win.h * win.w
@@ -105,6 +126,28 @@ def conv_gemm(k, x, w, bias, resid, out, win: Window, groups: int) -> None:
     gemm_phase(k, g, x.dtype, scratch_for_b(k, x.dtype, ncol))
     if not direct:
         _compact(k, cbuf, out, bias, resid, epi, win, wq)
+
+
+def subsample(k: Kernel, x: Buf, win: Window) -> tuple[Buf, Window]:
+    """Scratch [N, C, OH, OW] = x[:, :, ::sh, ::sw] (the only pixels a 1x1 window with
+    stride reads, instead of every stride phase), and the 1x1 stride-1 window over it."""
+    sh, sw, oh, ow = win.sh, win.sw, win.oh, win.ow
+    planes = win.n * win.c
+    out = k.new_scratch(x.dtype, planes * oh * ow)
+    el, lanes = x.elem, k.lanes(x.dtype)
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="plane") as p:
+            src = b.at(x.ptr, b.mul(p, b.i64(win.h * win.w)), el)
+            dst = b.at(out.ptr, b.mul(p, b.i64(oh * ow)), el)
+            with b.loop(0, oh, name="row", unroll=False) as r:
+                srow = b.at(src, b.mul(r, b.i64(sh * win.w)), el)
+                drow = b.at(dst, b.mul(r, b.i64(ow)), el)
+                vector_loop(b, b.i64(0), b.i64(ow), lanes, lambda j, n: b.vstore(
+                    load_taps(b, srow, b.mul(j, b.i64(sw)), sw, el, n), drow, j))
+
+    k.phase(planes, body, bufs=[x, out], cost=planes * oh * ow)
+    return out, Window(win.n, win.c, oh, ow, 1, 1, 1, 1, 1, 1, (0, 0, 0, 0), oh, ow)
 
 
 def _row_offsets(win: Window, cg: int, hq: int, wq: int) -> np.ndarray:
@@ -201,6 +244,8 @@ def _compact(k, cbuf, out, bias, resid, epi, win: Window, wq: int) -> None:
 
 def depthwise(k, x, w, bias, resid, out, win: Window) -> None:
     """y[n,c] = act(sum_taps w[c,tap] * x[n,c,window] + bias[c] + resid[n,c])."""
+    if direct_ok(k, win, x.dtype):
+        return depthwise_direct(k, x, w, bias, resid, out, win)
     src = pad_phase(k, x, win, 0.0)
     el, dtype = x.elem, x.dtype
     taps = win.kh * win.kw
@@ -227,3 +272,165 @@ def depthwise(k, x, w, bias, resid, out, win: Window) -> None:
     bufs = [src, w, out] + [t for t in (bias, resid) if t is not None]
     window_rows(k, win, src, k.lanes(dtype), tap, finish, bufs,
                 cost=2.0 * out.size * taps)
+
+
+def depthwise_direct(k, x, w, bias, resid, out, win: Window) -> None:
+    """Depthwise convolution without a padded copy (window.window_direct): the plane's
+    weights are splatted once per work item, the epilogue runs before the store."""
+    el, dtype = x.elem, x.dtype
+    L = k.lanes(dtype)
+    taps = win.kh * win.kw
+    epi = epilogue_of(k, None)
+
+    def prologue(b, plane):
+        ch = b.urem(plane, b.i64(win.c))
+        wv = [b.splat(b.vload(w.ptr, b.add(b.mul(ch, b.i64(taps)), b.i64(t)), el), L)
+              for t in range(taps)]
+        bv = b.splat(b.vload(bias.ptr, ch, el), L) if bias is not None else None
+        return wv, bv
+
+    def tap(b, ctx, acc, val, i, j):
+        wt = ctx[0][i * win.kw + j]
+        return b.fmul(val, wt) if acc is None else b.fmuladd(val, wt, acc)
+
+    def finish(b, ctx, acc, at, oh, c0, omask):
+        if ctx[1] is not None:
+            acc = b.fadd(acc, ctx[1])
+        if resid is not None:
+            acc = b.fadd(acc, b.vload(resid.ptr, at, el, L) if omask is None else
+                         b.masked_load(resid.ptr, at, el, L, omask))
+        if epi.act:
+            acc = emit(b, epi.act, [acc], dtype, dict(epi.act_attrs))
+        store_vec(b, acc, out.ptr, at, omask)
+
+    bufs = [x, w, out] + [t for t in (bias, resid) if t is not None]
+    window_direct(k, win, x, 0.0, prologue, tap, finish, bufs, cost=2.0 * out.size * taps)
+
+
+def merge_images(n: int, hw: int, nr: int) -> bool:
+    """Whether a batched 1x1 convolution should put all images side by side in the GEMM's
+    columns: when one image's columns fill its last NR-wide tile poorly (small planes)."""
+    return n > 1 and hw % nr != 0 and (-(-hw // nr) * nr) > 1.1 * hw
+
+
+def pointwise_merged(k, x, a, bias, resid, out, win: Window, blk, o: int, c: int) -> None:
+    """1x1 convolution of a batch as ONE GEMM, C[O, N*HW] = W @ [x_0 | x_1 | ...], so that
+    small planes (6x6, 3x3) still fill the micro-kernel's column tiles. B's panels are
+    packed by gathers (column n*HW + p is x[n, :, p]); the epilogue is applied while the
+    result is scattered back to [N, O, HW]."""
+    hw = win.h * win.w
+    ncol = win.n * hw
+    el, L = x.elem, blk.lanes
+    cbuf = k.new_scratch(x.dtype, o * ncol)
+    g = Gemm(1, o, ncol, c, a, cbuf, ncol)
+
+    def pack(b: KBuilder, bi, pc, kc, col0, ncols, dst):
+        iota = [llir.Constant(llir.VectorType(I64, L), list(range(v * L, v * L + L)))
+                for v in range(blk.nv)]
+        with b.loop(0, b.udiv(b.add(ncols, b.i64(blk.nr - 1)), b.i64(blk.nr)),
+                    name="jp") as jp:
+            col = b.add(col0, b.mul(jp, b.i64(blk.nr)))
+            panel = b.at(dst, b.mul(jp, b.mul(kc, b.i64(blk.nr))), el)
+            idx, masks = [], []
+            for v in range(blk.nv):
+                cols = b.add(b.splat(col, L), iota[v])
+                masks.append(b.icmp_signed("<", cols, b.splat(b.i64(ncol), L)))
+                img = b.udiv(cols, b.splat(b.i64(hw), L))
+                pix = b.urem(cols, b.splat(b.i64(hw), L))
+                idx.append(b.add(b.mul(img, b.splat(b.i64(c * hw), L)), pix))
+            with b.loop(0, kc, name="kk") as kx:
+                rowp = b.at(x.ptr, b.mul(b.add(pc, kx), b.i64(hw)), el)
+                for v in range(blk.nv):
+                    val = b.gather(rowp, idx[v], el, masks[v])
+                    b.vstore(val, panel, b.add(b.mul(kx, b.i64(blk.nr)), b.i64(v * L)))
+
+    g.pack_b = pack
+    gemm_phase(k, g, x.dtype, scratch_for_b(k, x.dtype, ncol))
+    epi = epilogue_of(k, "row" if bias is not None else None, resid is not None)
+    lanes, dtype = k.lanes(out.dtype), out.dtype
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="row") as r:  # r = n * O + o
+            img, chan = b.udiv(r, b.i64(o)), b.urem(r, b.i64(o))
+            src = b.add(b.mul(chan, b.i64(ncol)), b.mul(img, b.i64(hw)))
+            dst = b.mul(r, b.i64(hw))
+            bv = b.vload(bias.ptr, chan, el) if bias is not None else None
+
+            def step(j, width):
+                v = b.vload(cbuf.ptr, b.add(src, j), el, width)
+                if bv is not None:
+                    v = b.fadd(v, b.splat(bv, width))
+                if resid is not None:
+                    v = b.fadd(v, b.vload(resid.ptr, b.add(dst, j), el, width))
+                if epi.act:
+                    v = emit(b, epi.act, [v], dtype, dict(epi.act_attrs))
+                b.vstore(v, out.ptr, b.add(dst, j))
+
+            vector_loop(b, b.i64(0), b.i64(hw), lanes, step)
+
+    bufs = [cbuf, out] + [t for t in (bias, resid) if t is not None]
+    k.phase(win.n * o, body, bufs=bufs, cost=out.size)
+
+
+def _fill(n: int, tile: int) -> float:
+    return n / (-(-n // tile) * tile)
+
+
+def transpose_pays(n: int, hw: int, o: int, blk) -> bool:
+    """Whether a 1x1 convolution of one image fills the register tiles better transposed,
+    C^T[HW, O] = x^T @ W^T (pixels as rows, MR at a time; channels as columns): small
+    planes (3x3, 6x6) leave most of an NR-wide column tile empty. Batches merge images
+    instead (merge_images)."""
+    return n == 1 and _fill(hw, blk.mr) * _fill(o, blk.nr) > 1.1 * _fill(hw, blk.nr) * _fill(
+        o, blk.mr)
+
+
+def pointwise_transposed(k, x, bias, resid, out, win: Window, blk, o: int, c: int) -> None:
+    """C^T[HW, O] = x^T[HW, C] @ W^T[C, O] per image: A = x^T packed by a phase (rows are
+    pixels), B = W^T packed at compile time; the epilogue is applied while transposing C^T
+    back to [O, HW]. Each output is the same K-ordered chain of FMAs as in the untransposed
+    GEMM, so results are bitwise the same."""
+    hw = win.h * win.w
+    el = x.elem
+    mpad = -(-hw // blk.mr) * blk.mr
+    a = k.new_scratch(x.dtype, win.n * mpad * c)
+    pack_a_phase(k, x, a, win.n, hw, c,
+                 index=lambda b, bi, row, kx: b.add(b.mul(b.add(b.mul(bi, b.i64(c)), kx),
+                                                          b.i64(hw)), row))
+    wt = k.weight_data(1).reshape(o, c).T
+    bp = k.constant(pack_b(np.ascontiguousarray(wt), blk.nr), "packed_wt")
+    ct = k.new_scratch(x.dtype, win.n * hw * o)
+    g = Gemm(win.n, hw, o, c, a, ct, o, b_packed=bp,
+             a_off=lambda b, bi: b.mul(bi, b.i64(mpad * c)),
+             c_off=lambda b, bi: b.mul(bi, b.i64(hw * o)))
+    gemm_phase(k, g, x.dtype)
+    epi = epilogue_of(k, "row" if bias is not None else None, resid is not None)
+    lanes, dtype = k.lanes(out.dtype), out.dtype
+    stride = llir.Constant(llir.VectorType(I64, lanes), [t * o for t in range(lanes)]) \
+        if lanes > 1 else None
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="row") as r:  # r = n * O + o: output row of HW pixels
+            img, chan = b.udiv(r, b.i64(o)), b.urem(r, b.i64(o))
+            src = b.at(ct.ptr, b.add(b.mul(img, b.i64(hw * o)), chan), el)
+            dst = b.mul(r, b.i64(hw))
+            bv = b.vload(bias.ptr, chan, el) if bias is not None else None
+
+            def step(j, width):
+                if width == 1:
+                    v = b.vload(src, b.mul(j, b.i64(o)), el)
+                else:
+                    idx = b.add(b.splat(b.mul(j, b.i64(o)), width), stride)
+                    v = b.gather(src, idx, el)
+                if bv is not None:
+                    v = b.fadd(v, b.splat(bv, width))
+                if resid is not None:
+                    v = b.fadd(v, b.vload(resid.ptr, b.add(dst, j), el, width))
+                if epi.act:
+                    v = emit(b, epi.act, [v], dtype, dict(epi.act_attrs))
+                b.vstore(v, out.ptr, b.add(dst, j))
+
+            vector_loop(b, b.i64(0), b.i64(hw), lanes, step)
+
+    bufs = [ct, out] + [t for t in (bias, resid) if t is not None]
+    k.phase(win.n * o, body, bufs=bufs, cost=out.size)

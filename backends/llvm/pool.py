@@ -1,11 +1,12 @@
 """max_pool2d, avg_pool2d and global_avg_pool.
 
-Window pools read a copy of the input with a border (-inf for max, 0 for average; ceil_mode's
-extra rows and columns included) and run the shared row kernel of window.py: vectors of
-output columns, one max or add per window tap. Max uses llvm.maximum, so NaN wins as in
-numpy. Average divides by a per-position count table computed at compile time with the
-reference's rule (cells inside the input, or inside input + explicit padding with
-count_include_pad; never the ceil_mode margin).
+Window pools with column stride 1 or 2 read the input in place (window.window_direct: the
+border reads as -inf for max, 0 for average); others read a copy of the input with that
+border (ceil_mode's extra rows and columns included) and run the shared row kernel of
+window.py. Either way: vectors of output columns, one max or add per window tap. Max uses
+llvm.maximum, so NaN wins as in numpy. Average divides by a per-position count table
+computed at compile time with the reference's rule (cells inside the input, or inside
+input + explicit padding with count_include_pad; never the ceil_mode margin).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import math
 
 import numpy as np
 
-from .builder import KBuilder, const
+from .builder import KBuilder, const, vec_type
 from .kernel import Kernel
 from .loops import prod, vreduce
 from .registry import lowering
-from .window import Window, pad_phase, window_rows
+from .window import Window, direct_ok, pad_phase, store_vec, window_direct, window_rows
 
 
 def _window(k: Kernel, out_shape=None) -> tuple[Window, tuple[int, int]]:
@@ -40,6 +41,15 @@ def lower_max_pool(k: Kernel) -> None:
     out = k.outputs[0]
     if out.size == 0:
         return
+    if direct_ok(k, win, out.dtype):
+        def tap_d(b, ctx, acc, val, i, j):
+            return val if acc is None else b.intrinsic("maximum", [acc, val])
+
+        def finish_d(b, ctx, acc, at, oh, c0, omask):
+            store_vec(b, acc, out.ptr, at, omask)
+
+        return window_direct(k, win, k.inputs[0], -math.inf, lambda b, p: None, tap_d,
+                             finish_d, [k.inputs[0], out], cost=out.size * win.kh * win.kw)
     src = pad_phase(k, k.inputs[0], win, -math.inf)
 
     def tap(b, acc, val, plane, i, j, width):
@@ -73,6 +83,20 @@ def lower_avg_pool(k: Kernel) -> None:
     ch = _counts(win.h, win.kh, win.sh, win.dh, pad[0], pad[2], win.oh, cip)
     cw = _counts(win.w, win.kw, win.sw, win.dw, pad[1], pad[3], win.ow, cip)
     count = k.constant(np.outer(ch, cw).astype(out.type.np_dtype), "count")
+    if direct_ok(k, win, out.dtype):
+        def tap_d(b, ctx, acc, val, i, j):
+            return val if acc is None else b.fadd(acc, val)
+
+        def finish_d(b, ctx, acc, at, oh, c0, omask):
+            where = b.add(b.mul(oh, b.i64(win.ow)), c0)
+            lanes = k.lanes(out.dtype)
+            div = (b.vload(count.ptr, where, out.elem, lanes) if omask is None else
+                   b.masked_load(count.ptr, where, out.elem, lanes, omask, const(
+                       vec_type(out.elem, lanes), 1)))
+            store_vec(b, b.fdiv(acc, div), out.ptr, at, omask)
+
+        return window_direct(k, win, k.inputs[0], 0.0, lambda b, p: None, tap_d, finish_d,
+                             [k.inputs[0], out, count], cost=out.size * win.kh * win.kw)
     src = pad_phase(k, k.inputs[0], win, 0.0)
 
     def tap(b, acc, val, plane, i, j, width):

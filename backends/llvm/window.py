@@ -4,7 +4,11 @@
 (0 for convolution and average pooling, -inf for max pooling, plus the extra rows and
 columns ceil_mode reads), so the kernels after it index without bounds checks.
 
-`window_rows` is the loop of depthwise convolution and pooling: one work item per output
+`window_direct` is the loop of depthwise convolution and pooling for column strides 1 and 2:
+it reads the input in place, with compile-time masks (and the fill value) at the edges, so
+no padded copy is made; it computes exactly what pad_phase + window_rows compute.
+
+`window_rows` is the general loop (any stride) over a padded copy: one work item per output
 row of one plane; along the row, vectors of output columns (stride 1: contiguous loads;
 stride 2: two loads de-interleaved by a shuffle; larger strides: gathers), then a scalar
 remainder. The caller supplies what happens per window tap and per finished vector.
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir as llir
 
-from .builder import I32, KBuilder, const, vec_type
+from .builder import I1, I32, KBuilder, const, vec_type
 from .kernel import Buf, Kernel
 from .loops import vector_loop
 
@@ -131,3 +135,167 @@ def window_rows(k: Kernel, win: Window, src: Buf, lanes: int,
             vector_loop(b, b.i64(0), b.i64(win.ow), lanes, step)
 
     k.phase(win.n * win.c * win.oh, body, bufs=bufs, cost=cost)
+
+
+def direct_ok(k: Kernel, win: Window, dtype: str) -> bool:
+    """Whether window_direct handles this window (column stride 1 or 2, vector lanes)."""
+    return win.sw in (1, 2) and k.lanes(dtype) > 1
+
+
+def _runs(values) -> list[tuple[int, int, object]]:
+    """Group equal consecutive values: [(start, stop, value)]."""
+    runs: list[list] = []
+    for i, v in enumerate(values):
+        if runs and runs[-1][2] == v:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1, v])
+    return [tuple(r) for r in runs]
+
+
+def store_vec(b: KBuilder, value, ptr, at, mask) -> None:
+    if mask is None:
+        b.vstore(value, ptr, at)
+    else:
+        b.masked_store(value, ptr, at, mask)
+
+
+def window_direct(k: Kernel, win: Window, x: Buf, fill: float, prologue: Callable,
+                  tap: Callable, finish: Callable, bufs, cost: float) -> None:
+    """The window loop of depthwise convolution and pooling without a padded copy of the
+    input (column stride 1 or 2: see direct_ok).
+
+    Work items: (plane, block of output rows). Output rows fall into static runs by which
+    tap rows lie inside the input; along a row, vectors of output columns are interior (a
+    runtime loop of plain loads) or edge vectors, emitted one by one with compile-time
+    masks on the input columns they read. Positions outside the input read as `fill`,
+    exactly as from a padded copy, and taps combine in the same order: the results are
+    bitwise those of pad_phase + window_rows.
+
+    ctx = prologue(b, plane) once per item; acc = tap(b, ctx, acc, value, i, j) per tap
+    (acc None first); finish(b, ctx, acc, at, oh, c0, omask) stores the vector of outputs
+    at element offset `at` (row oh, first column c0; omask: static lane mask or None)."""
+    el = x.elem
+    L = k.lanes(x.dtype)
+    top, left = win.pad[0], win.pad[1]
+    sh, sw, dh, dw = win.sh, win.sw, win.dh, win.dw
+    H, W, OH, OW = win.h, win.w, win.oh, win.ow
+    span = L * sw  # input elements one vector of outputs reads per tap (stride 2: every other)
+    planes = win.n * win.c
+    threads = k.cg.num_threads
+    chunks = 1 if planes >= 8 * threads or threads == 1 else min(OH, -(-8 * threads // planes))
+    rows_per = -(-OH // chunks)
+    chunks = -(-OH // rows_per)
+
+    def row_ok(oh):
+        return tuple(0 <= oh * sh + i * dh - top < H for i in range(win.kh))
+
+    row_runs = _runs([row_ok(oh) for oh in range(OH)])
+
+    def col_masks(c0):
+        """Per tap column j: the input-column validity of the span a vector at c0 reads."""
+        return tuple(tuple(0 <= c0 * sw + j * dw - left + t < W for t in range(span))
+                     for j in range(win.kw))
+
+    nvec = -(-OW // L)
+    interior = [c * L + L <= OW and all(all(m) for m in col_masks(c * L)) for c in range(nvec)]
+    inner = [c for c in range(nvec) if interior[c]]
+    v_lo, v_hi = (inner[0], inner[-1] + 1) if inner else (0, 0)
+    if not all(interior[v_lo:v_hi]):  # not one contiguous run (cannot happen): all static
+        v_lo = v_hi = 0
+    even = llir.Constant(llir.VectorType(I32, L), list(range(0, 2 * L, 2)))
+    filled = const(vec_type(el, L), fill)
+    pass_span = const(vec_type(el, span), fill)
+
+    if sh == sw == 1 and OW == W and OW < L and OH * OW <= 4 * L:
+        return _window_flat(k, win, x, fill, prologue, tap, finish, bufs, cost)
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="item", unroll=False) as item:
+            plane = b.udiv(item, b.i64(chunks))
+            r0 = b.mul(b.urem(item, b.i64(chunks)), b.i64(rows_per))
+            r1 = b.min_(b.add(r0, b.i64(rows_per)), OH)
+            ctx = prologue(b, plane)
+            xin = b.at(x.ptr, b.mul(plane, b.i64(H * W)), el)
+            oplane = b.mul(plane, b.i64(OH * OW))
+
+            def vec(oh, ok, c0, masks, nvalid):
+                acc = None
+                for i in range(win.kh):
+                    if ok[i]:
+                        row = b.add(b.mul(oh, b.i64(sh)), b.i64(i * dh - top))
+                        rptr = b.at(xin, b.mul(row, b.i64(W)), el)
+                    for j in range(win.kw):
+                        m = masks[j] if masks is not None else None
+                        if not ok[i] or (m is not None and not any(m)):
+                            val = filled
+                        else:
+                            col = b.add(b.mul(c0, b.i64(sw)), b.i64(j * dw - left))
+                            if m is None or all(m):
+                                v = b.vload(rptr, col, el, span)
+                            else:
+                                mask = llir.Constant(llir.VectorType(I1, span), list(m))
+                                v = b.masked_load(rptr, col, el, span, mask, pass_span)
+                            val = v if sw == 1 else b.shuffle_vector(v, v, even)
+                        acc = tap(b, ctx, acc, val, i, j)
+                omask = None
+                if nvalid < L:
+                    omask = llir.Constant(llir.VectorType(I1, L), [t < nvalid for t in range(L)])
+                at = b.add(oplane, b.add(b.mul(oh, b.i64(OW)), c0))
+                finish(b, ctx, acc, at, oh, c0, omask)
+
+            for run_lo, run_hi, ok in row_runs:
+                start = b.select(b.icmp_signed(">", r0, b.i64(run_lo)), r0, b.i64(run_lo))
+                with b.loop(start, b.min_(r1, run_hi), name="oh", unroll=False) as oh:
+                    for c in range(nvec):
+                        if c == v_lo and v_hi > v_lo:
+                            with b.loop(v_lo * L, v_hi * L, L, name="ow", unroll=False) as c0:
+                                vec(oh, ok, c0, None, L)
+                        elif not v_lo <= c < v_hi:
+                            vec(oh, ok, b.i64(c * L), col_masks(c * L), min(L, OW - c * L))
+
+    k.phase(planes * chunks, body, bufs=bufs, cost=cost)
+
+
+def _window_flat(k: Kernel, win: Window, x: Buf, fill: float, prologue: Callable,
+                 tap: Callable, finish: Callable, bufs, cost: float) -> None:
+    """window_direct for small planes, stride 1, as wide as the input (OW == W): vectors run
+    over the flattened plane, several output rows per vector. Output q = oh*W + ow reads
+    input q + (i*dh - top)*W + (j*dw - left) at tap (i, j): a contiguous load whose lanes
+    outside the window's rows or columns (static masks) read as `fill`."""
+    el, L = x.elem, k.lanes(x.dtype)
+    top, left = win.pad[0], win.pad[1]
+    H, W, OH, OW = win.h, win.w, win.oh, win.ow
+    size = OH * OW
+
+    def lane_ok(q, i, j):
+        oh, ow = divmod(q, OW)
+        r, c = oh + i * win.dh - top, ow + j * win.dw - left
+        return q < size and 0 <= r < H and 0 <= c < W
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="plane", unroll=False) as plane:
+            ctx = prologue(b, plane)
+            xin = b.at(x.ptr, b.mul(plane, b.i64(H * W)), el)
+            for q0 in range(0, size, L):
+                acc = None
+                for i in range(win.kh):
+                    for j in range(win.kw):
+                        m = [lane_ok(q0 + t, i, j) for t in range(L)]
+                        off = q0 + (i * win.dh - top) * W + j * win.dw - left
+                        if not any(m):
+                            val = const(vec_type(el, L), fill)
+                        elif all(m):
+                            val = b.vload(xin, b.i64(off), el, L)
+                        else:
+                            val = b.masked_load(xin, b.i64(off), el, L,
+                                                llir.Constant(llir.VectorType(I1, L), m),
+                                                const(vec_type(el, L), fill))
+                        acc = tap(b, ctx, acc, val, i, j)
+                n = min(L, size - q0)
+                omask = None if n == L else llir.Constant(llir.VectorType(I1, L),
+                                                          [t < n for t in range(L)])
+                at = b.add(b.mul(plane, b.i64(size)), b.i64(q0))
+                finish(b, ctx, acc, at, b.i64(0), b.i64(q0), omask)
+
+    k.phase(win.n * win.c, body, bufs=bufs, cost=cost)

@@ -69,3 +69,27 @@ def test_default_is_cpu_count():
 
 def test_one_thread_never_calls_the_pool(cnn):
     assert "lamina_parallel_for" not in llvm.compile_graph(cnn, num_threads=1).llvm_ir
+
+
+def test_models_on_concurrent_python_threads(cnn):
+    """The pool serves one job at a time; a model whose caller finds it busy runs its tasks
+    on its own thread, with the same results."""
+    import threading
+
+    x = randn(2, 8, 32, 32)
+    models = [llvm.compile_graph(cnn, num_threads=2) for _ in range(3)]
+    want = models[0](x)
+    bad = []
+
+    def hammer(m):
+        for _ in range(30):
+            for a, b in zip(m(x), want):
+                if not np.array_equal(a, b):
+                    bad.append(1)
+
+    threads = [threading.Thread(target=hammer, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
