@@ -209,6 +209,44 @@ def bench_conv(quick):
     return rows
 
 
+_COMPILE_SNIPPET = """
+import sys, time
+sys.path.insert(0, {root!r})
+from benchmarks.models import build
+import compiler
+model, x = build("resnet18", 1)
+t = time.perf_counter()
+compiler.compile(model, x, opt_level=3, backend="llvm", num_threads=2, cache_dir={cache!r})
+print(time.perf_counter() - t)
+"""
+
+
+def bench_overheads() -> dict:
+    """The fixed cost of one call (a one-element model) and ResNet-18's compile time, cold
+    and with its kernels in the disk cache (each in a fresh process)."""
+    import ir
+
+    g = ir.Graph("tiny")
+    g.outputs = [g.call("relu", g.add_input("x", ir.TensorType((1,))))]
+    x = np.ones(1, np.float32)
+    fn = compiler.compile(g, x, opt_level=0, backend="llvm", num_threads=1)
+    calls = 2000
+
+    def many(a):
+        for _ in range(calls):
+            fn(a)
+
+    per_call = median_seconds(many, x, repeats=15)["median"] / calls
+    out = {"call_us": per_call * 1e6}
+    root = str(Path(__file__).resolve().parent.parent)
+    with tempfile.TemporaryDirectory() as cache:
+        for label in ("compile_cold_s", "compile_cached_s"):
+            res = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET.format(
+                root=root, cache=cache)], capture_output=True, text=True, check=True)
+            out[label] = float(res.stdout.split()[-1])
+    return out
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -237,7 +275,7 @@ def _versions() -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="fewer shapes and repeats")
-    p.add_argument("--only", default="models,gemm,conv")
+    p.add_argument("--only", default="overhead,models,gemm,conv")
     p.add_argument("--models", default="resnet18,mobilenetv2,transformer,lstm,mlp,lenet")
     p.add_argument("--json", default=str(Path(__file__).with_name("results.json")))
     args = p.parse_args(argv)
@@ -247,6 +285,11 @@ def main(argv=None):
     print(f"machine: {results['machine']}, {results['cpus']} cores; whole models on "
           f"{THREADS} threads")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
+    if "overhead" in parts:
+        results["overhead"] = o = bench_overheads()
+        print(f"\nfixed cost per call (one-element model, 1 thread): {o['call_us']:.2f} us")
+        print(f"ResNet-18 compile (O3, llvm, fresh process): {o['compile_cold_s']:.2f} s cold, "
+              f"{o['compile_cached_s']:.2f} s with its kernels in the disk cache")
     if "gemm" in parts:
         results["gemm"] = rows = bench_gemm(args.quick)
         print("\nGEMM float32, GFLOP/s (blas = numpy OpenBLAS, AVX-512 kernel "
