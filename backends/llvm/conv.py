@@ -23,7 +23,6 @@ from llvmlite import ir as llir
 
 from .builder import I64, KBuilder, const, vec_type
 from .elementwise import map_kernel
-from .emit import emit
 from .gemm import (
     Gemm,
     blocking,
@@ -228,12 +227,8 @@ def _compact(k, cbuf, out, bias, resid, epi, win: Window, wq: int) -> None:
 
             def step(j, width):
                 v = b.vload(cbuf.ptr, b.add(src, j), el, width)
-                if bv is not None:
-                    v = b.fadd(v, b.splat(bv, width))
-                if resid is not None:
-                    v = b.fadd(v, b.vload(resid.ptr, b.add(dst, j), el, width))
-                if epi.act:
-                    v = emit(b, epi.act, [v], dtype, dict(epi.act_attrs))
+                res = b.vload(resid.ptr, b.add(dst, j), el, width) if resid is not None else None
+                v = epi.apply(b, v, dtype, b.splat(bv, width) if bv is not None else None, res)
                 b.vstore(v, out.ptr, b.add(dst, j))
 
             vector_loop(b, b.i64(0), b.i64(win.ow), lanes, step)
@@ -260,14 +255,10 @@ def depthwise(k, x, w, bias, resid, out, win: Window) -> None:
 
     def finish(b, acc, plane, oh, ow, width):
         at = b.add(b.mul(plane, b.i64(plane_out)), b.add(b.mul(oh, b.i64(win.ow)), ow))
-        if bias is not None:
-            c = b.urem(plane, b.i64(win.c))
-            acc = b.fadd(acc, b.splat(b.vload(bias.ptr, c, el), width))
-        if resid is not None:
-            acc = b.fadd(acc, b.vload(resid.ptr, at, el, width))
-        if epi.act:
-            acc = emit(b, epi.act, [acc], dtype, dict(epi.act_attrs))
-        b.vstore(acc, out.ptr, at)
+        bv = None if bias is None else b.splat(
+            b.vload(bias.ptr, b.urem(plane, b.i64(win.c)), el), width)
+        res = None if resid is None else b.vload(resid.ptr, at, el, width)
+        b.vstore(epi.apply(b, acc, dtype, bv, res), out.ptr, at)
 
     bufs = [src, w, out] + [t for t in (bias, resid) if t is not None]
     window_rows(k, win, src, k.lanes(dtype), tap, finish, bufs,
@@ -294,14 +285,9 @@ def depthwise_direct(k, x, w, bias, resid, out, win: Window) -> None:
         return b.fmul(val, wt) if acc is None else b.fmuladd(val, wt, acc)
 
     def finish(b, ctx, acc, at, oh, c0, omask):
-        if ctx[1] is not None:
-            acc = b.fadd(acc, ctx[1])
-        if resid is not None:
-            acc = b.fadd(acc, b.vload(resid.ptr, at, el, L) if omask is None else
-                         b.masked_load(resid.ptr, at, el, L, omask))
-        if epi.act:
-            acc = emit(b, epi.act, [acc], dtype, dict(epi.act_attrs))
-        store_vec(b, acc, out.ptr, at, omask)
+        res = None if resid is None else (b.vload(resid.ptr, at, el, L) if omask is None else
+                                          b.masked_load(resid.ptr, at, el, L, omask))
+        store_vec(b, epi.apply(b, acc, dtype, ctx[1], res), out.ptr, at, omask)
 
     bufs = [x, w, out] + [t for t in (bias, resid) if t is not None]
     window_direct(k, win, x, 0.0, prologue, tap, finish, bufs, cost=2.0 * out.size * taps)
@@ -358,12 +344,8 @@ def pointwise_merged(k, x, a, bias, resid, out, win: Window, blk, o: int, c: int
 
             def step(j, width):
                 v = b.vload(cbuf.ptr, b.add(src, j), el, width)
-                if bv is not None:
-                    v = b.fadd(v, b.splat(bv, width))
-                if resid is not None:
-                    v = b.fadd(v, b.vload(resid.ptr, b.add(dst, j), el, width))
-                if epi.act:
-                    v = emit(b, epi.act, [v], dtype, dict(epi.act_attrs))
+                res = b.vload(resid.ptr, b.add(dst, j), el, width) if resid is not None else None
+                v = epi.apply(b, v, dtype, b.splat(bv, width) if bv is not None else None, res)
                 b.vstore(v, out.ptr, b.add(dst, j))
 
             vector_loop(b, b.i64(0), b.i64(hw), lanes, step)
@@ -422,12 +404,8 @@ def pointwise_transposed(k, x, bias, resid, out, win: Window, blk, o: int, c: in
                 else:
                     idx = b.add(b.splat(b.mul(j, b.i64(o)), width), stride)
                     v = b.gather(src, idx, el)
-                if bv is not None:
-                    v = b.fadd(v, b.splat(bv, width))
-                if resid is not None:
-                    v = b.fadd(v, b.vload(resid.ptr, b.add(dst, j), el, width))
-                if epi.act:
-                    v = emit(b, epi.act, [v], dtype, dict(epi.act_attrs))
+                res = b.vload(resid.ptr, b.add(dst, j), el, width) if resid is not None else None
+                v = epi.apply(b, v, dtype, b.splat(bv, width) if bv is not None else None, res)
                 b.vstore(v, out.ptr, b.add(dst, j))
 
             vector_loop(b, b.i64(0), b.i64(hw), lanes, step)

@@ -62,6 +62,15 @@ class Epilogue:
     act: str | None = None  # an elementwise operator applied last
     act_attrs: tuple = ()  # its attributes, as sorted (name, value) pairs
 
+    def apply(self, b: KBuilder, x, dtype: str, bias=None, residual=None):
+        """The epilogue on loaded values: + bias, + residual, then the activation (the order
+        ir/ops/fused.py defines); every kernel with an epilogue finishes through here."""
+        if bias is not None:
+            x = b.fadd(x, bias)
+        if residual is not None:
+            x = b.fadd(x, residual)
+        return emit(b, self.act, [x], dtype, dict(self.act_attrs)) if self.act else x
+
 
 # ---- packing layout -------------------------------------------------------------------------
 # Panels are stored K-block by K-block: block kb (rows [kb*KC, kb*KC + kc) of the K axis)
@@ -176,16 +185,9 @@ def _finish(b, blk, dtype, mr, epi, acc, c, ldc, bias, resid, accumulate, last, 
         for r in range(mr):
             row_bias = b.splat(b.vload(bias, b.i64(r), el), L) if epi.bias == "row" else None
             for v in range(blk.nv):
-                x = b.load(acc[r][v], typ=vt)
-                if row_bias is not None:
-                    x = b.fadd(x, row_bias)
-                if col_bias is not None:
-                    x = b.fadd(x, col_bias[v])
-                if epi.residual:
-                    x = b.fadd(x, _load(b, resid, at(r, v), el, L, m[v]))
-                if epi.act:
-                    x = emit(b, epi.act, [x], dtype, dict(epi.act_attrs))
-                b.store(x, acc[r][v])
+                bias_v = {"row": row_bias, "col": col_bias and col_bias[v]}.get(epi.bias)
+                res = _load(b, resid, at(r, v), el, L, m[v]) if epi.residual else None
+                b.store(epi.apply(b, b.load(acc[r][v], typ=vt), dtype, bias_v, res), acc[r][v])
     for r in range(mr):
         for v in range(blk.nv):
             _store(b, b.load(acc[r][v], typ=vt), c, at(r, v), m[v])
