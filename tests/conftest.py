@@ -1,7 +1,16 @@
-"""Shared fixtures: a seeded generator and numeric assertions."""
+"""Shared fixtures: a seeded generator and numeric assertions; hypothesis's CI profile."""
+
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# In CI every property test replays the same examples (a red build must mean a change
+# broke something, not that a new random example was drawn); locally they explore.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
