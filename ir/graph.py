@@ -153,9 +153,10 @@ class Graph:
         if types is None:
             types = infer_types(opdef, [v.type for v in inputs], attrs, where)
         node = Node(self, op, inputs, attrs)
-        base = name or op
-        for i, t in enumerate(types):
-            out_name = self.fresh_name(base if i == 0 else f"{base}.{i}")
+        first = ""
+        for i, t in enumerate(types):  # further outputs are named after the first: %s, %s.1
+            out_name = self.fresh_name(name or op) if i == 0 else self.fresh_name(f"{first}.{i}")
+            first = first or out_name
             node.outputs.append(Value(self._claim(out_name), t, "node", node, i))
         if self._insert_at is None:
             self.nodes.append(node)
