@@ -99,22 +99,18 @@ for _name, _fn in (("exp", vmath.exp), ("log", vmath.log), ("tanh", vmath.tanh),
 
 
 # ---- binary ----------------------------------------------------------------------------------
-@emitter("add")
-def _add(b, xs, dtype):
-    x, y = xs
-    return b.fadd(x, y) if is_float(x.type) else b.add(x, y)
+def _arith(name: str, float_op: str, int_op: str) -> None:
+    """An arithmetic operator: one instruction, float or integer by the operand type."""
+    def emit_(b, xs, dtype):
+        x, y = xs
+        return getattr(b, float_op if is_float(x.type) else int_op)(x, y)
+
+    emitter(name)(emit_)
 
 
-@emitter("sub")
-def _sub(b, xs, dtype):
-    x, y = xs
-    return b.fsub(x, y) if is_float(x.type) else b.sub(x, y)
-
-
-@emitter("mul")
-def _mul(b, xs, dtype):
-    x, y = xs
-    return b.fmul(x, y) if is_float(x.type) else b.mul(x, y)
+_arith("add", "fadd", "add")
+_arith("sub", "fsub", "sub")
+_arith("mul", "fmul", "mul")
 
 
 @emitter("div")
