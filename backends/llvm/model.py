@@ -48,7 +48,10 @@ class CompiledModel:
         self.arena_bytes = arena_bytes
         self._engine = engine
         self._errors = list(cg.errors)
-        self._fn = _ENTRY(engine.get_function_address("lamina_main"))
+        entry = engine.get_function_address("lamina_main")
+        if not entry:  # calling it would jump to address 0
+            raise ir.LaminaError("the compiled code has no entry point lamina_main")
+        self._fn = _ENTRY(entry)
         weights = [np.ascontiguousarray(graph.weights[name], dtype=v.type.np_dtype)
                    for name, v in graph.params.items()]
         self._keep = weights + list(cg.extra)  # the code holds raw pointers to these

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import functools
 import threading
 
 import llvmlite.binding as llvm
@@ -41,7 +40,9 @@ TASK_TYPE = llir.FunctionType(VOID, [PTR, I64, I64])
 TASK_PTR = TASK_TYPE.as_pointer()
 PFOR_TYPE = llir.FunctionType(VOID, [PTR, PTR, I64, I64])
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the pool's size
+_create_lock = threading.Lock()  # guards _instance: exactly one runtime per process
+_instance: _Runtime | None = None
 
 
 def declare_parallel_for(module: llir.Module) -> llir.Function:
@@ -74,9 +75,14 @@ class _Runtime:
         atexit.register(self.stop)
 
 
-@functools.cache
 def _runtime() -> _Runtime:
-    return _Runtime()
+    # Two runtimes would each register an exit hook, and the loser's JIT code is freed
+    # (engine collected) while its hook still points into it: a crash at exit.
+    global _instance
+    with _create_lock:
+        if _instance is None:
+            _instance = _Runtime()
+        return _instance
 
 
 # ---- the IR ---------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 LLVM assumes a generic x86-64 (SSE2 only) unless it is told the CPU name and features, so
 both come from the host. `features` narrows them for tests and for machines without
 AVX-512: a preset name ("host", "avx512", "avx2", "sse") or an LLVM feature string such as
-"-avx512f,+avx2" applied on top of the host's features. The vector width every kernel uses
-(16 floats with AVX-512, 8 with AVX2, 4 with SSE) follows the resulting feature set.
+"-avx512f,+avx2" applied on top of the host's features. It can only narrow: a "+feature" the
+host lacks is refused (TargetError), since code using it would die of SIGILL here. The
+vector width every kernel uses (16 floats with AVX-512, 8 with AVX2, 4 with SSE) follows the
+resulting feature set.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from ir import LaminaError
 _AVX512 = ("avx512", "avx10", "amx", "evex512")
 _AVX = ("avx", "fma", "f16c", "vaes", "vpclmulqdq", "xop", "fma4")
 PRESETS = ("host", "avx512", "avx2", "sse")
+
+
+class TargetError(LaminaError, ValueError):
+    """target_features asks for something this CPU cannot run, or is malformed."""
 
 
 @functools.cache
@@ -67,7 +73,7 @@ def _parse(features: str) -> dict[str, bool]:
     out: dict[str, bool] = {}
     for item in filter(None, (f.strip() for f in features.split(","))):
         if item[0] not in "+-":
-            raise LaminaError(f"target feature {item!r} must start with '+' or '-'")
+            raise TargetError(f"target feature {item!r} must start with '+' or '-'")
         out[item[1:]] = item[0] == "+"
     return out
 
@@ -80,7 +86,7 @@ def _narrowed(host: dict[str, bool], preset: str) -> dict[str, bool]:
     out = dict(host)
     if preset in ("host", "avx512"):
         if preset == "avx512" and not host.get("avx512f"):
-            raise LaminaError("target_features='avx512' but this CPU has no AVX-512")
+            raise TargetError("target_features='avx512' but this CPU has no AVX-512")
         return out
     drop = _AVX512 if preset == "avx2" else _AVX512 + _AVX
     for name in out:
@@ -96,13 +102,24 @@ def host_target(features: str | None = None) -> Target:
     if features is None or features in PRESETS:
         feats = _narrowed(host, features or "host")
     elif isinstance(features, str):
-        feats = {**host, **_parse(features)}
+        feats = {**host, **_checked(host, _parse(features))}
     else:
-        raise LaminaError(f"target_features must be one of {PRESETS} or an LLVM feature "
+        raise TargetError(f"target_features must be one of {PRESETS} or an LLVM feature "
                           f"string, got {features!r}")
     feats = _consistent(feats)
     vector_bytes = 64 if feats.get("avx512f") else 32 if feats.get("avx") else 16
     return Target(cpu, _render(feats), vector_bytes)
+
+
+def _checked(host: dict[str, bool], asked: dict[str, bool]) -> dict[str, bool]:
+    """Refuse names LLVM does not know (it would ignore them) and features the host lacks."""
+    for name, on in asked.items():
+        if name not in host:
+            raise TargetError(f"unknown target feature {name!r}")
+        if on and not host[name]:
+            raise TargetError(f"target feature '+{name}': this CPU lacks {name!r} "
+                              "(target_features can only narrow the host's features)")
+    return asked
 
 
 def _consistent(feats: dict[str, bool]) -> dict[str, bool]:
