@@ -14,6 +14,30 @@ from ir import Graph, InputError, LaminaError, TensorType
 from ir.ops import registry
 
 
+class ReferenceModel:
+    """A graph run by the numpy reference interpreter."""
+
+    backend = "reference"
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def __call__(self, *args):
+        out = run(self.graph, *args)
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def __repr__(self):
+        return f"<compiled @{self.graph.name} on {self.backend}>"
+
+
+def compile_graph(graph: Graph, **options) -> ReferenceModel:
+    """The backend-table entry: the interpreter takes no options."""
+    if options:
+        raise LaminaError(f"the reference backend takes no options, got "
+                          f"{', '.join(sorted(options))}")
+    return ReferenceModel(graph)
+
+
 def check_inputs(g: Graph, args: Sequence) -> list[np.ndarray]:
     """Arrays matching the graph's input types exactly, or InputError saying what was expected."""
     if len(args) != len(g.inputs):

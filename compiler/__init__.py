@@ -1,13 +1,20 @@
-"""Lamina's user-facing driver: layers, tracing, compile(), importers and the CLI."""
+"""Lamina's user-facing driver: layers, tracing, compile(), importers, training and the CLI."""
 
-from . import functional, nn, optim
-from .bisection import BisectReport, bisect
-from .compile import ReferenceModel, compile, to_graph
-from .onnx_export import OnnxExportError, save_onnx
-from .onnx_import import OnnxImportError, OnnxImportWarning, load_onnx
-from .profiler import format_profile, profile
-from .tracing import Tensor, TraceError, trace
-from .training import TrainingError, TrainStep, compile_training
+from backends.reference import ReferenceModel
+
+from . import functional, nn
+from .compile import compile, to_graph
+from .frontends.onnx import (
+    OnnxExportError,
+    OnnxImportError,
+    OnnxImportWarning,
+    load_onnx,
+    save_onnx,
+)
+from .frontends.tracing import Tensor, TraceError, trace
+from .tools.bisection import BisectReport, bisect
+from .tools.profiler import format_profile, profile
+from .training import TrainingError, TrainStep, compile_training, optim
 
 __all__ = ["BisectReport", "OnnxExportError", "OnnxImportError", "OnnxImportWarning",
            "ReferenceModel", "Tensor", "TraceError", "TrainStep", "TrainingError", "bisect",

@@ -6,27 +6,11 @@ import os
 
 import numpy as np
 
+import backends
 import ir
 import passes as _passes
-from backends import reference
 
-from .tracing import trace
-
-
-class ReferenceModel:
-    """A graph run by the numpy reference interpreter."""
-
-    backend = "reference"
-
-    def __init__(self, graph: ir.Graph):
-        self.graph = graph
-
-    def __call__(self, *args):
-        out = reference.run(self.graph, *args)
-        return out[0] if len(out) == 1 else tuple(out)
-
-    def __repr__(self):
-        return f"<compiled @{self.graph.name} on {self.backend}>"
+from .frontends.tracing import trace
 
 
 def to_graph(model, *example_inputs) -> ir.Graph:
@@ -36,7 +20,7 @@ def to_graph(model, *example_inputs) -> ir.Graph:
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if path.endswith(".onnx"):
-            from .onnx_import import load_onnx
+            from .frontends.onnx import load_onnx
 
             # symbolic dimensions (a dynamic batch) take the example inputs' sizes
             return load_onnx(path, input_shapes=[np.shape(x) for x in example_inputs] or None)
@@ -44,8 +28,8 @@ def to_graph(model, *example_inputs) -> ir.Graph:
     return trace(model, *example_inputs)
 
 
-def compile(model, *example_inputs, opt_level: int = 2, passes=None, backend: str = "llvm",
-            **options):
+def compile(model, *example_inputs, opt_level: int = 2, passes=None,
+            backend: str = backends.DEFAULT, **options):
     """Trace (if needed), optimise and compile `model`; the result is called with numpy
     arrays and returns an array, or a tuple for several outputs. `fn.graph` is what runs.
 
@@ -59,12 +43,4 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None, backend: st
     graph = to_graph(model, *example_inputs)
     ir.verify(graph)
     graph = _passes.optimize(graph, opt_level=opt_level, passes=passes)
-    if backend == "reference":
-        if options:
-            raise ir.LaminaError(f"the reference backend takes no options, got {sorted(options)}")
-        return ReferenceModel(graph)
-    if backend == "llvm":
-        from backends import llvm
-
-        return llvm.compile_graph(graph, **options)
-    raise ir.LaminaError(f"unknown backend {backend!r}; choose 'reference' or 'llvm'")
+    return backends.get(backend)(graph, **options)

@@ -12,7 +12,7 @@ import numpy as np
 from ir import ShapeError
 from ir import ops as _ops
 
-from .tracing import op, where
+from .frontends.tracing import op, where
 
 
 def _pair(v) -> tuple[int, int]:
@@ -39,13 +39,13 @@ def linear(x, weight, bias=None):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if isinstance(padding, str):
-        padding = _same_padding(weight.shape[2:], _pair(dilation)) if padding == "same" else 0
+        padding = same_padding(weight.shape[2:], _pair(dilation)) if padding == "same" else 0
     pad = padding if np.ndim(padding) == 1 and len(padding) == 4 else _pads(padding)
     return op("conv2d", x, weight, *([] if bias is None else [bias]), stride=_pair(stride),
               pad=pad, dilation=_pair(dilation), groups=groups)
 
 
-def _same_padding(kernel, dilation) -> tuple[int, int, int, int]:
+def same_padding(kernel, dilation) -> tuple[int, int, int, int]:
     total = [d * (k - 1) for k, d in zip(kernel, dilation)]
     return (total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2)
 

@@ -3,8 +3,8 @@
 from . import ops
 from .dot import to_dot
 from .errors import (
-    AttributeError_,
     InputError,
+    InvalidAttributeError,
     LaminaError,
     ParseError,
     ShapeError,
@@ -12,13 +12,25 @@ from .errors import (
     VerifyError,
 )
 from .graph import Graph, Node, Value
+from .printer import print_graph
 from .serialize import load, save
-from .text import parse, print_graph
-from .types import DTYPES, TensorType
+from .tensor_type import DTYPES, TensorType
+from .text import parse
 from .verify import verify
 
 __all__ = [
-    "DTYPES", "AttributeError_", "Graph", "InputError", "LaminaError", "Node", "ParseError",
+    "DTYPES", "Graph", "InputError", "InvalidAttributeError", "LaminaError", "Node", "ParseError",
     "ShapeError", "TensorType", "UnknownOpError", "Value", "VerifyError", "load", "ops", "parse",
     "print_graph", "save", "to_dot", "verify",
 ]
+
+
+def __getattr__(name):
+    # the old name of InvalidAttributeError, kept for one release
+    if name == "AttributeError_":
+        import warnings
+
+        warnings.warn("ir.AttributeError_ is now ir.InvalidAttributeError", DeprecationWarning,
+                      stacklevel=2)
+        return InvalidAttributeError
+    raise AttributeError(f"module 'ir' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import itertools
 
 from .graph import Graph, Node, Value
 from .ops.registry import attr_key
-from .text import format_attr
+from .printer import format_attr
 
 _FUSED_STYLE = 'style="rounded,filled"; color="#3b73b9"; fillcolor="#eaf1fb"'
 

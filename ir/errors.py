@@ -9,7 +9,7 @@ class ShapeError(LaminaError):
     """Operand shapes or dtypes that an operator cannot accept."""
 
 
-class AttributeError_(LaminaError):
+class InvalidAttributeError(LaminaError):
     """An attribute that is missing, unknown, or of the wrong type or value."""
 
 

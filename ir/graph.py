@@ -19,7 +19,8 @@ import numpy as np
 
 from .errors import LaminaError, VerifyError
 from .ops import registry
-from .types import TensorType
+from .printer import print_graph
+from .tensor_type import TensorType
 
 # names may start with a digit: torch's state_dict keys do (`0.weight` in a Sequential)
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")
@@ -115,6 +116,14 @@ class Graph:
             if f"{base}_{i}" not in self._names:
                 return f"{base}_{i}"
         raise AssertionError  # pragma: no cover
+
+    def has_name(self, name: str) -> bool:
+        return name in self._names
+
+    def rename(self, value: Value, name: str) -> None:
+        """Give `value` a new name, unused in this graph."""
+        self._names.discard(value.name)
+        value.name = self._claim(name)
 
     def _claim(self, name: str) -> str:
         if not NAME.fullmatch(name):
@@ -243,19 +252,32 @@ class Graph:
             raise VerifyError("graph has a cycle") from None
 
     def copy(self) -> Graph:
-        """A structural copy; weight arrays are shared (passes replace them, never mutate)."""
-        from .text import parse, print_graph
-
-        return parse(print_graph(self), dict(self.weights))
+        """A structural copy with the same names; weight arrays are shared (passes replace
+        them, never mutate), graph-valued attributes (fused bodies) are copied too."""
+        g = Graph(self.name)
+        env = {id(v): g.add_input(v.name, v.type) for v in self.inputs}
+        env |= {id(v): g.add_weight(name, type=v.type) for name, v in self.params.items()}
+        g.weights = dict(self.weights)
+        for n in self.nodes:
+            attrs = {k: a.copy() if isinstance(a, Graph) else a for k, a in n.attrs.items()}
+            new = g.create_node(n.op, [env[id(v)] for v in n.inputs], attrs, name=n.name,
+                                types=[v.type for v in n.outputs])
+            for old, out in zip(n.outputs, new.outputs):
+                if out.name != old.name:
+                    g.rename(out, old.name)
+                env[id(old)] = out
+        g.outputs = [env[id(v)] for v in self.outputs]
+        return g
 
     def __str__(self) -> str:
-        from .text import print_graph
-
         return print_graph(self)
 
     def __repr__(self) -> str:
         return f"<Graph @{self.name}: {len(self.nodes)} nodes>"
 
+
+
+registry.define_graph_kind(Graph)  # fused operators' bodies are graph-valued attributes
 
 def infer_types(opdef: registry.OpDef, types, attrs, where: str) -> tuple[TensorType, ...]:
     """Run an operator's inference, naming the node in any error it raises."""

@@ -8,7 +8,8 @@ import numpy as np
 
 from .errors import ParseError
 from .graph import Graph
-from .text import parse, print_graph
+from .printer import print_graph
+from .text import parse
 
 _TEXT = "__ir__"
 

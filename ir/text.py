@@ -21,61 +21,12 @@ lines indented under the node that holds it:
 from __future__ import annotations
 
 import json
-import math
 import re
 
 from .errors import LaminaError, ParseError
 from .graph import Graph, Value, infer_types
 from .ops import registry
-from .types import DTYPES, TensorType
-
-
-# ---- printing ------------------------------------------------------------------------------
-def format_attr(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else {"inf": "inf", "-inf": "-inf"}.get(
-            repr(value), "nan")
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, tuple):
-        return "[" + ",".join(format_attr(v) for v in value) + "]"
-    if isinstance(value, Graph):
-        return print_graph(value)
-    return str(value)
-
-
-def format_attrs(node) -> str:
-    specs = node.opdef.attrs
-    shown = {k: v for k, v in node.attrs.items()
-             if k not in specs or specs[k].default is registry.REQUIRED
-             or registry.attr_key(v) != registry.attr_key(specs[k].default)}
-    if not shown:
-        return ""
-    return " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in shown.items()) + "}"
-
-
-def format_node(node) -> str:
-    outs = ", ".join(f"{v.ref}: {v.type}" for v in node.outputs)
-    args = ", ".join(v.ref for v in node.inputs)
-    return f"{outs} = {node.op}({args}){format_attrs(node)}"
-
-
-def print_graph(g: Graph, comments: dict | None = None) -> str:
-    """The graph as text; `comments` maps a node to a note printed after it (`# ...`)."""
-    sig = ", ".join(f"{v.ref}: {v.type}" for v in g.inputs)
-    rets = ", ".join(str(v.type) for v in g.outputs)
-    lines = [f"graph @{g.name}({sig}) -> ({rets}) {{"]
-    lines += [f"  {v.ref}: {v.type}" for v in g.params.values()]
-    for node in g.nodes:
-        note = comments.get(node) if comments else None
-        text = format_node(node).replace("\n", "\n  ")  # nested graphs indent one level
-        lines.append(f"  {text}" + (f"  # {note}" if note else ""))
-    lines.append("  return " + ", ".join(v.ref for v in g.outputs))
-    lines.append("}")
-    return "\n".join(lines)
-
+from .tensor_type import DTYPES, TensorType
 
 # ---- parsing -------------------------------------------------------------------------------
 _TOKEN = re.compile(
@@ -267,13 +218,12 @@ class _Parser:
             self.fail(f"{where}: declared types {', '.join(map(str, declared))} but the "
                       f"operator infers {', '.join(map(str, inferred))}", start)
         for ref, pos, _ in results:
-            if ref in env or ref[1:] in g._names:
+            if ref in env or g.has_name(ref[1:]):
                 self.fail(f"value {ref} defined twice", pos)
         node = g.create_node(op, args, attrs, name=first, types=declared)
         for (ref, _, _), value in zip(results, node.outputs):
             if value.name != ref[1:]:  # the graph picks output names; the text's win
-                g._names.discard(value.name)
-                value.name = g._claim(ref[1:])
+                g.rename(value, ref[1:])
             env[ref] = value
 
 

@@ -7,7 +7,7 @@ import networkx as nx
 from .errors import LaminaError, VerifyError
 from .graph import Graph, infer_types
 from .ops import registry
-from .types import TensorType
+from .tensor_type import TensorType
 
 
 def verify(g: Graph, *, check_weights: bool = True) -> None:
@@ -37,6 +37,12 @@ def verify(g: Graph, *, check_weights: bool = True) -> None:
             raise VerifyError(str(e)) from None
         if attrs != node.attrs:
             raise VerifyError(f"{where}: attributes are not normalised ({node.attrs})")
+        for key, body in attrs.items():
+            if isinstance(body, Graph):
+                try:
+                    verify(body, check_weights=False)
+                except VerifyError as e:
+                    raise VerifyError(f"{where}: attribute {key}: {e}") from None
         actual = tuple(v.type for v in node.outputs)
         if inferred != actual:
             raise VerifyError(f"{where}: outputs typed {_types(actual)} but {node.op} infers "

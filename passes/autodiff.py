@@ -42,7 +42,7 @@ from collections.abc import Iterable
 
 import ir
 from ir import LaminaError
-from ir.types import FLOATS
+from ir.tensor_type import FLOATS
 
 from .eliminate_dead_code import eliminate_dead_code
 

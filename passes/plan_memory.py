@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 import ir
-from ir.text import print_graph
+from ir import print_graph
 
 ALIGN = 64
 
@@ -63,7 +63,7 @@ def _human(n: int) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def _aligned(n: int) -> int:
+def aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
@@ -118,7 +118,7 @@ def plan_memory(graph: ir.Graph) -> MemoryPlan:
     """Arena offsets for every node output that is not a graph output (see module doc)."""
     spans = lifetimes(graph)
     types = {o.name: o.type for n in graph.nodes for o in n.outputs}
-    sizes = {name: _aligned(max(types[name].nbytes, 1)) for name in spans}  # empty: 64 too
+    sizes = {name: aligned(max(types[name].nbytes, 1)) for name in spans}  # empty: 64 too
     conflicts = interference(spans)
     offsets: dict[str, int] = {}
     for name in sorted(spans, key=lambda n: (-sizes[n], spans[n])):

@@ -9,7 +9,7 @@ Lowerings register per operator (`@lowering("conv2d")`) in the modules imported 
 with an operator that has none is refused at compile time.
 """
 
-from . import backward, conv, elementwise, fused, linalg, loss, nn, pool, reduce, shape  # noqa: F401
+from . import backward, conv, dropout, elementwise, fused, linalg, loss, nn, pool, reduce, shape  # noqa: F401
 from .driver import compile_graph
 from .model import CompiledModel
 from .registry import LOWERINGS, lowered_ops, lowering

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from llvmlite import ir as llir
 
-from ir.ops._util import axis as norm_axis
+from ir.ops.shape_rules import axis as norm_axis
 
-from . import rng
 from .builder import I1, I32, I64, KBuilder, const, vec_type
 from .elementwise import map_kernel
 from .gemm import Gemm, blocking, gemm_phase, pack_a, pack_a_phase, pack_b_rows, scratch_for_b
 from .kernel import Kernel
 from .loops import prod, vector_loop
 from .nn import check_indices
+from .pool import pool_window
 from .registry import lowering
 from .window import Window, pad_phase
 
@@ -91,40 +90,6 @@ def lower_scatter_add(k: Kernel) -> None:
                 vector_loop(b, b.i64(0), b.i64(q), lanes, step)
 
     k.phase(pre, body, bufs=[upd, idx, out], cost=upd.size + out.size)
-
-
-@lowering("dropout_seeded")
-def lower_dropout_seeded(k: Kernel) -> None:
-    """Mask from np.random.default_rng([seed % 2**64, step % 2**64]).random(shape)."""
-    x, step = k.inputs
-    ratio, seed = k.attrs["ratio"], k.attrs["seed"]
-    if not ratio:
-        return map_kernel(k, lambda b, xs: xs[0], ins=[x])
-    seed_words = rng.const_words(rng.words(seed % 2**64))
-
-    def entropy(b):
-        s = b.vload(step.ptr, 0, step.elem)
-        s = s if step.dtype == "i64" else b.sext(s, I64)
-        # numpy's words of the step: [lo] or [lo, hi]; a missing hi is 0 either way
-        return [*seed_words, b.trunc(s, I32), b.trunc(b.lshr(s, b.i64(32)), I32)]
-
-    dropout_phase(k, x, k.outputs[0], ratio, entropy)
-
-
-def dropout_phase(k: Kernel, x, out, ratio: float, entropy) -> None:
-    """out = where(random() >= ratio, x / (1 - ratio), 0), numpy's draws in C order."""
-    el = x.elem
-
-    def body(b: KBuilder, lo, hi, worker):
-        state, inc = rng.pcg64_from_entropy(b, entropy(b))
-        slot = b.var(rng.I128, state, "pcg")
-        scale = const(el, float(np.asarray(1 - ratio, x.type.np_dtype)))
-        with b.loop(0, x.size, name="i") as i:
-            keep = b.fcmp(">=", rng.next_double(b, slot, inc), const(rng.F64, ratio))
-            y = b.fdiv(b.vload(x.ptr, i, el), scale)
-            b.vstore(b.select(keep, y, const(el, 0)), out.ptr, i)
-
-    k.phase(1, body, parallel=False, cost=x.size)
 
 
 # ---- conv2d_grad_input ------------------------------------------------------------------------
@@ -282,13 +247,11 @@ def lower_conv2d_grad_weight(k: Kernel) -> None:
 # ---- max_pool2d_grad --------------------------------------------------------------------------
 @lowering("max_pool2d_grad")
 def lower_max_pool2d_grad(k: Kernel) -> None:
-    from .pool import _window
-
     x, dy = k.inputs
     dx = k.outputs[0]
     if dx.size == 0:
         return
-    win, _ = _window(k, out_shape=dy.shape)
+    win, _ = pool_window(k, out_shape=dy.shape)
     src = pad_phase(k, x, win, -math.inf)
     el, lanes = x.elem, k.lanes(x.dtype)
     top, left = win.pad[0], win.pad[1]

@@ -20,7 +20,11 @@ from llvmlite import ir as llir
 
 import ir
 
-from . import cache, memory, runtime
+# The one memory planner is an analysis over the IR that lives with the passes (`lamina dump`
+# summarises the same plan); this is the backend's only import from `passes`.
+from passes.plan_memory import MemoryPlan, aligned, plan_memory
+
+from . import cache, runtime
 from .builder import I8, I32, I64, PTR, VOID, KBuilder
 from .codegen import Codegen
 from .kernel import Buf, Kernel, Phase
@@ -53,7 +57,7 @@ def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math:
     threads = _threads(num_threads)
     target = host_target(target_features)
     cg = Codegen(graph.name, target, fast_math, threads)
-    plan = memory.plan(graph)
+    plan = plan_memory(graph)
     entry = EntryBuilder(cg, graph, plan)
     entry.build()
     header = _header(cg, graph)
@@ -107,13 +111,13 @@ def jit(text: str, target: Target, cache_dir=None):
 class EntryBuilder:
     """Builds lamina_main: storage for every value, then each node's phases in order."""
 
-    def __init__(self, cg: Codegen, graph: ir.Graph, plan: memory.MemoryPlan):
+    def __init__(self, cg: Codegen, graph: ir.Graph, plan: MemoryPlan):
         self.cg, self.graph, self.plan = cg, graph, plan
         self.fn = llir.Function(cg.module, llir.FunctionType(I32, [PTR, PTR, PTR]),
                                 "lamina_main")
         self.io, self.weights, self.arena = self.fn.args
         self.b = KBuilder(self.fn.append_basic_block("entry"))
-        self.scratch_base = memory._align(plan.arena_bytes)
+        self.scratch_base = aligned(plan.arena_bytes)
         self.arena_bytes = self.scratch_base
         self.where: dict[int, tuple] = {}
         self._loaded: dict[tuple, llir.Value] = {}
@@ -131,8 +135,10 @@ class EntryBuilder:
         for k, v in enumerate(g.outputs):
             if v.kind == "node" and id(v) not in self.where:
                 self.where[id(v)] = ("io", len(g.inputs) + k)
-        for v in memory.intermediates(g):
-            self.where[id(v)] = ("arena", self.plan.offsets[v.name])
+        for node in g.nodes:
+            for v in node.outputs:
+                if id(v) not in self.where:
+                    self.where[id(v)] = ("arena", self.plan.offsets[v.name])
 
     def pointer(self, where: tuple) -> llir.Value:
         kind, x = where
@@ -162,7 +168,7 @@ class EntryBuilder:
         offset = self.scratch_base
         for buf in k.scratch:
             buf.where = ("arena", offset)
-            offset = memory._align(offset + buf.type.nbytes)
+            offset = aligned(offset + buf.type.nbytes)
         self.arena_bytes = max(self.arena_bytes, offset)
 
     def call_phase(self, ph: Phase) -> None:

@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ir import LaminaError
-
 from .builder import ITEMSIZE, KBuilder, const, is_float, lanes_of, vec_type
 from .emit import EMITTERS, emit
 from .kernel import Buf, Kernel
@@ -93,24 +91,6 @@ def lower_elementwise(k: Kernel) -> None:
 def lower_broadcast_to(k: Kernel) -> None:
     """numpy broadcasting does it: the output's index space read with stride 0 on size-1 axes."""
     map_kernel(k, lambda b, xs: xs[0])
-
-
-@lowering("dropout")
-def lower_dropout(k: Kernel) -> None:
-    """Inference: a copy. Training: the mask of np.random.default_rng(seed).random(shape),
-    drawn bit for bit like numpy (rng.py), so results equal the reference's."""
-    ratio, seed = k.attrs["ratio"], k.attrs["seed"]
-    if not (k.attrs["training"] and ratio):
-        return map_kernel(k, lambda b, xs: xs[0])
-    if seed < 0:
-        raise LaminaError(f"{k.where}: dropout seed must be >= 0 (numpy refuses {seed})")
-    from . import rng
-    from .backward import dropout_phase
-
-    words = rng.const_words(rng.words(seed))
-    if len(words) > 4:
-        raise LaminaError(f"{k.where}: dropout seed {seed} is too large (at most 128 bits)")
-    dropout_phase(k, k.inputs[0], k.outputs[0], ratio, lambda b: words)
 
 
 @lowering("cast")

@@ -12,7 +12,7 @@ then rows are copied with vector loops.
 
 from __future__ import annotations
 
-from ir.ops._util import axis as norm_axis
+from ir.ops.shape_rules import axis as norm_axis
 
 from . import vmath
 from .builder import KBuilder, const, vec_type

@@ -22,7 +22,7 @@ from .registry import lowering
 from .window import Window, direct_ok, pad_phase, store_vec, window_direct, window_rows
 
 
-def _window(k: Kernel, out_shape=None) -> tuple[Window, tuple[int, int]]:
+def pool_window(k: Kernel, out_shape=None) -> tuple[Window, tuple[int, int]]:
     """The pool's window over its input; ceil_mode's extra rows/columns join the padding."""
     x = k.inputs[0]
     a = k.attrs
@@ -37,7 +37,7 @@ def _window(k: Kernel, out_shape=None) -> tuple[Window, tuple[int, int]]:
 
 @lowering("max_pool2d")
 def lower_max_pool(k: Kernel) -> None:
-    win, _ = _window(k)
+    win, _ = pool_window(k)
     out = k.outputs[0]
     if out.size == 0:
         return
@@ -74,7 +74,7 @@ def _counts(size, k, s, d, lo, hi, out, include_pad):
 
 @lowering("avg_pool2d")
 def lower_avg_pool(k: Kernel) -> None:
-    win, _ = _window(k)
+    win, _ = pool_window(k)
     out = k.outputs[0]
     if out.size == 0:
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from ir.ops._util import axes as norm_axes
+from ir.ops.shape_rules import axes as norm_axes
 
 from .builder import KBuilder, const, vec_type
 from .kernel import Kernel

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir as llir
 
-from ir.ops._util import axis as norm_axis
-from ir.ops.shape import _slices
+from ir.ops.shape import slices
+from ir.ops.shape_rules import axis as norm_axis
 
 from .builder import I32, KBuilder, const
 from .kernel import Buf, Kernel
@@ -106,7 +106,7 @@ def lower_slice(k: Kernel) -> None:
     x, out = k.inputs[0], k.outputs[0]
     a = k.attrs
     ranges = [s.indices(n) for s, n in
-              zip(_slices(x.shape, a["starts"], a["ends"], a["axes"], a["steps"]), x.shape)]
+              zip(slices(x.shape, a["starts"], a["ends"], a["axes"], a["steps"]), x.shape)]
     xs = _strides(x.shape)
     start = sum(r[0] * st for r, st in zip(ranges, xs) if len(range(*r)))
     steps = [r[2] * st for r, st in zip(ranges, xs)]

@@ -14,7 +14,7 @@ import ir
 from .build import add_bench, add_compile, add_profile, add_run
 from .common import Formatter, import_path, load_model
 from .debug import Finding, add_bisect, add_repro_verb
-from .inspect import add_dump, add_graph, add_passes
+from .view import add_dump, add_graph, add_passes
 
 __all__ = ["load_model", "main", "parser"]
 

@@ -9,10 +9,10 @@ import numpy as np
 
 import ir
 
-from .. import export
-from ..bench import format_bench, time_targets
-from ..profiler import format_profile, profile
-from ..runner import build, outputs
+from ..tools import aot
+from ..tools.bench import format_bench, time_targets
+from ..tools.profiler import format_profile, profile
+from ..tools.runner import build, outputs
 from .common import (
     Formatter,
     add_backend,
@@ -33,7 +33,7 @@ def cmd_compile(args) -> None:
     name, options = backend(args)
     optimised, model, stats = compile_graph(args, graph, inputs, name, options,
                                             progress_enabled(args))
-    written, notes = export.write(args.output, optimised, model, stats, args.name)
+    written, notes = aot.write(args.output, optimised, model, stats, args.name)
     out(stats)
     out(f"compiled with {name}; wrote to {args.output}:")
     for p in written:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+import backends
 import ir
 
-from .. import repro
 from ..compile import to_graph
-from ..progress import Progress
-from ..runner import build, example_inputs, llvm_available
-from ..stepping import resolve, stats_table, steps
+from ..tools import repro
+from ..tools.progress import Progress
+from ..tools.runner import build, example_inputs
+from ..tools.stepping import resolve, stats_table, steps
 
 MODEL_HELP = ("an .onnx file, a graph saved with ir.save or `lamina compile` (.npz), or "
               "FILE.py:NAME / module:NAME naming a function that returns (model, *inputs) "
@@ -141,17 +142,13 @@ def pipeline(args, default_level: int = 2) -> list:
 
 def backend(args) -> tuple[str, dict]:
     """(backend name, backend options) from --backend and --threads."""
-    name = args.backend
-    if name == "auto":
-        name = "llvm" if llvm_available() else "reference"
+    name = backends.DEFAULT if args.backend == "auto" else args.backend
     options = {}
     if args.threads is not None:
         if name != "llvm":
             raise ir.LaminaError("--threads applies to the llvm backend only")
         options["num_threads"] = args.threads
-    if name == "llvm" and not llvm_available():
-        raise ir.LaminaError("the llvm backend is not available here (backends.llvm could not "
-                             "be imported); use --backend reference")
+    backends.get(name)  # unknown or unavailable: a typed error naming the choices
     return name, options
 
 

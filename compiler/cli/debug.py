@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..bisection import bisect
-from ..repro import replay
+from ..tools.bisection import bisect
+from ..tools.replay import replay
 from .common import (
     Formatter,
     add_backend,

@@ -7,8 +7,8 @@ from pathlib import Path
 import passes as _passes
 from passes.plan_memory import plan_memory
 
-from .. import graphviz
-from ..stepping import stats_table, steps, write_dump_dir
+from ..tools import graphviz
+from ..tools.stepping import stats_table, steps, write_dump_dir
 from .common import Formatter, add_model, load_graph, out, pipeline
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ir import ShapeError
 
 from .. import functional as F
-from .. import tracing
+from ..frontends import tracing
 from . import init
 from .layers import Dropout, Linear, next_dropout_seed
 from .module import Module

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ir import ShapeError
-from ir.types import MAX_DIM
+from ir.tensor_type import MAX_DIM
 
 _state = {"rng": np.random.default_rng(0)}
 

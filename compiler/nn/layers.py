@@ -69,7 +69,7 @@ class Conv2d(Module):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
                             self.dilation, self.groups)
         if isinstance(self.padding, str):  # 'same': the split F.conv2d would use
-            top, left, bottom, right = F._same_padding(self.kernel_size, _pair(self.dilation))
+            top, left, bottom, right = F.same_padding(self.kernel_size, _pair(self.dilation))
         else:
             (top, left), (bottom, right) = _pair(self.padding), _pair(self.padding)
         x = F.pad(x, (left, right, top, bottom), _PAD_MODES[self.padding_mode])

@@ -14,7 +14,7 @@ import numpy as np
 
 from ir import LaminaError
 
-from .. import tracing
+from ..frontends import tracing
 
 
 class StateDictError(LaminaError):

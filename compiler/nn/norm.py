@@ -7,7 +7,7 @@ import numpy as np
 from ir import ShapeError
 
 from .. import functional as F
-from .. import tracing
+from ..frontends import tracing
 from . import init
 from .module import Module
 

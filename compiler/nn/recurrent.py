@@ -27,7 +27,7 @@ import math
 from ir import ShapeError
 
 from .. import functional as F
-from .. import tracing
+from ..frontends import tracing
 from . import init
 from .layers import next_dropout_seed
 from .module import Module

@@ -14,7 +14,7 @@ import numpy as np
 
 import ir
 
-from .compile import to_graph
+from ..compile import to_graph
 from .progress import Progress
 from .runner import build, example_inputs
 from .stepping import resolve, steps

@@ -29,7 +29,8 @@ import ir
 import passes as _passes
 from backends import reference
 
-from .compile import to_graph
+from ..compile import to_graph
+from . import repro
 from .numerics import Error, retype, same
 from .progress import Progress
 from .runner import build, example_inputs, outputs
@@ -106,9 +107,7 @@ class BisectReport:
         return f"culprit: {self.culprit}: {self.detail}"
 
     def save_repro(self, path) -> None:
-        from .repro import save
-
-        save(path, self.graph, self.pipeline, self.inputs, kind="bisect",
+        repro.save(path, self.graph, self.pipeline, self.inputs, kind="bisect",
              backend=self.backend, finding=self.finding())
 
     def __str__(self) -> str:

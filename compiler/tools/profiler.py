@@ -27,7 +27,7 @@ import ir
 from backends import reference
 from ir.ops.registry import Fusion
 
-from .compile import to_graph
+from ..compile import to_graph
 from .progress import Progress
 from .runner import build, example_inputs
 from .stepping import resolve, steps

@@ -3,28 +3,12 @@ example inputs for a graph, and calling a compiled model uniformly."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 
 import numpy as np
 
+import backends
 import ir
-
-from .compile import ReferenceModel
-
-BACKENDS = ("reference", "llvm")
-
-
-def llvm_available() -> bool:
-    """Whether the LLVM backend can be imported here (it needs llvmlite and backends.llvm)."""
-    if importlib.util.find_spec("llvmlite") is None:
-        return False
-    try:
-        from backends import llvm
-
-        return hasattr(llvm, "compile_graph")
-    except ImportError:
-        return False
 
 
 class BackendError(ir.LaminaError):
@@ -35,25 +19,14 @@ def build(graph: ir.Graph, backend: str = "reference", **options):
     """A callable running `graph` as it is (no passes) on `backend`. A crash inside the
     backend (not a LaminaError) becomes BackendError, so the tools can report it and
     write a reproducer instead of dying."""
-    if backend == "reference":
-        if options:
-            raise ir.LaminaError(f"the reference backend takes no options, got "
-                                 f"{', '.join(sorted(options))}")
-        return ReferenceModel(graph)
-    if backend == "llvm":
-        if not llvm_available():
-            raise ir.LaminaError("the llvm backend is not available here (backends.llvm "
-                                 "could not be imported); use --backend reference")
-        from backends import llvm
-
-        try:
-            return llvm.compile_graph(graph, **options)
-        except ir.LaminaError:
-            raise
-        except Exception as e:
-            raise BackendError(f"internal error in backend llvm: {type(e).__name__}: {e}") \
-                from e
-    raise ir.LaminaError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    compile_graph = backends.get(backend)
+    try:
+        return compile_graph(graph, **options)
+    except ir.LaminaError:
+        raise
+    except Exception as e:
+        raise BackendError(f"internal error in backend {backend}: {type(e).__name__}: {e}") \
+            from e
 
 
 def example_inputs(graph: ir.Graph, given: Sequence = (), seed: int = 0) -> list[np.ndarray]:

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import backends
 import ir
 import passes as _passes
-from backends import reference
 from ir import InputError, LaminaError
-from ir.types import FLOATS
+from ir.tensor_type import FLOATS
 from passes.autodiff import grad
 
+from ..frontends.tracing import trace
 from .optim import Builder, Optimizer
-from .tracing import trace
 
 
 class TrainingError(LaminaError):
@@ -56,7 +56,7 @@ class TrainingGraph:
     buffers: list[str]  # updated batch-norm statistics (state_dict keys)
 
 
-class _LossOf:
+class LossOf:
     """The model followed by the loss, traced as one function; parameter names and layer
     paths come from the model (`conv1.weight`, `layer1.0.conv1`)."""
 
@@ -85,7 +85,7 @@ def build_training_graph(model, loss_fn, optimizer: Optimizer, example_inputs,
                          example_targets) -> TrainingGraph:
     """The unoptimised training graph of `model` (in its current train/eval modes)."""
     inputs, targets = _as_tuple(example_inputs), _as_tuple(example_targets)
-    wrapped = _LossOf(model, loss_fn, len(inputs))
+    wrapped = LossOf(model, loss_fn, len(inputs))
     if len(inputs) != 1 or len(targets) != 1:
         wrapped.forward = wrapped.__call__  # generic argument names x0, x1, ...
     g = trace(wrapped, *inputs, *targets, name="train_step")
@@ -239,7 +239,7 @@ class TrainStep:
 
 
 def compile_training(model, loss_fn, optimizer: Optimizer, example_inputs, example_targets,
-                     *, backend: str = "reference", opt_level: int = 2, passes=None,
+                     *, backend: str = backends.DEFAULT, opt_level: int = 2, passes=None,
                      **options) -> TrainStep:
     """Compile one training step of `model` (a compiler.nn model, traced in its current
     train/eval modes) under `loss_fn(prediction, *targets)` and `optimizer`.
@@ -252,15 +252,5 @@ def compile_training(model, loss_fn, optimizer: Optimizer, example_inputs, examp
                             f"{type(optimizer).__name__}")
     training = build_training_graph(model, loss_fn, optimizer, example_inputs, example_targets)
     training.graph = _passes.optimize(training.graph, opt_level=opt_level, passes=passes)
-    if backend == "reference":
-        g = training.graph
-
-        def fn(*args):
-            return reference.run(g, *args)
-    elif backend == "llvm":
-        from backends import llvm
-
-        fn = llvm.compile_graph(training.graph, **options)
-    else:
-        raise TrainingError(f"unknown backend {backend!r}; choose 'reference' or 'llvm'")
+    fn = backends.get(backend)(training.graph, **options)
     return TrainStep(training, fn, model, optimizer, backend)

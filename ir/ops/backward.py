@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..types import DTYPES, TensorType
-from . import _grad as G
-from ._util import axis as norm_axis
-from ._util import broadcast, floats, integer, pair, same_dtype, window_out
-from .nn import POOL, WINDOW, _pool_infer, _pool_windows, windows
+from ..tensor_type import DTYPES, TensorType
+from . import grad_rules as G
+from .nn import POOL, WINDOW, pool_infer, pool_windows, windows
 from .registry import Attr, Fusion, OpDef, register
+from .shape_rules import axis as norm_axis
+from .shape_rules import broadcast, floats, integer, pair, same_dtype, window_out
 
 SHAPE = {"shape": Attr("ints", check=lambda v: all(d >= 0 for d in v),
                        rule="dimensions must be >= 0")}
@@ -32,11 +32,23 @@ def _compare_infer(a, b):
     return TensorType(broadcast(a, b), "bool")
 
 
-register(OpDef("greater", _compare_infer, lambda a, b: np.asarray(np.greater(a, b)), {},
-               (2, 2), Fusion.BROADCAST, "a > b elementwise (bool); NaN compares false"))
-register(OpDef("equal", _compare_infer, lambda a, b: np.asarray(np.equal(a, b)), {}, (2, 2),
-               Fusion.BROADCAST, "a == b elementwise (bool); NaN equals nothing",
-               commutative=True))
+register(OpDef(
+    name="greater",
+    infer=_compare_infer,
+    compute=lambda a, b: np.asarray(np.greater(a, b)),
+    attrs={},
+    arity=(2, 2),
+    fusion=Fusion.BROADCAST,
+    doc="a > b elementwise (bool); NaN compares false"))
+register(OpDef(
+    name="equal",
+    infer=_compare_infer,
+    compute=lambda a, b: np.asarray(np.equal(a, b)),
+    attrs={},
+    arity=(2, 2),
+    fusion=Fusion.BROADCAST,
+    doc="a == b elementwise (bool); NaN equals nothing",
+    commutative=True))
 
 
 def _where_infer(cond, a, b):
@@ -52,9 +64,15 @@ def _where_grad(b, node, grads):
             G.sum_to(b, b.call("where", cond, G.scalar(b, 0.0, dy), dy), y.shape)]
 
 
-register(OpDef("where", _where_infer, lambda c, a, b: np.asarray(np.where(c, a, b)), {},
-               (3, 3), Fusion.BROADCAST, "a where cond holds, else b (numpy broadcasting)",
-               grad=_where_grad))
+register(OpDef(
+    name="where",
+    infer=_where_infer,
+    compute=lambda c, a, b: np.asarray(np.where(c, a, b)),
+    attrs={},
+    arity=(3, 3),
+    fusion=Fusion.BROADCAST,
+    doc="a where cond holds, else b (numpy broadcasting)",
+    grad=_where_grad))
 
 
 # ---- broadcast_to --------------------------------------------------------------------------
@@ -68,10 +86,15 @@ def _broadcast_to_infer(x, *, shape):
     return x.with_shape(shape)
 
 
-register(OpDef("broadcast_to", _broadcast_to_infer,
-               lambda x, shape: np.broadcast_to(x, shape).copy(), SHAPE, (1, 1),
-               Fusion.INJECTIVE, "numpy broadcast_to: repeat size-1 and missing leading axes",
-               grad=lambda b, node, grads: [G.sum_to(b, grads[0], node.inputs[0].shape)]))
+register(OpDef(
+    name="broadcast_to",
+    infer=_broadcast_to_infer,
+    compute=lambda x, shape: np.broadcast_to(x, shape).copy(),
+    attrs=SHAPE,
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="numpy broadcast_to: repeat size-1 and missing leading axes",
+    grad=lambda b, node, grads: [G.sum_to(b, grads[0], node.inputs[0].shape)]))
 
 
 # ---- one_hot and scatter_add ---------------------------------------------------------------
@@ -89,12 +112,16 @@ def _one_hot(idx, *, depth, axis, dtype):
     return np.moveaxis(hot, -1, norm_axis(axis, idx.ndim + 1)).astype(DTYPES[dtype])
 
 
-register(OpDef("one_hot", _one_hot_infer, _one_hot,
-               {"depth": Attr("int", check=lambda d: d > 0, rule="positive"),
-                "axis": Attr("int", -1), **DTYPE},
-               (1, 1), Fusion.INJECTIVE,
-               "1 at each index, 0 elsewhere, along a new axis of size depth (ONNX OneHot); "
-               "negative indices count from the end"))
+register(OpDef(
+    name="one_hot",
+    infer=_one_hot_infer,
+    compute=_one_hot,
+    attrs={"depth": Attr("int", check=lambda d: d > 0, rule="positive"),
+           "axis": Attr("int", -1), **DTYPE},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="1 at each index, 0 elsewhere, along a new axis of size depth (ONNX OneHot); "
+        "negative indices count from the end"))
 
 
 def _scatter_parts(upd: TensorType, idx: TensorType, axis: int, size: int):
@@ -131,13 +158,17 @@ def _scatter_add_grad(b, node, grads):
     return [b.call("gather", grads[0], node.inputs[1], axis=node.attrs["axis"]), None]
 
 
-register(OpDef("scatter_add", _scatter_add_infer, _scatter_add,
-               {"axis": Attr("int", 0), "size": Attr("int", check=lambda s: s >= 0,
-                                                      rule=">= 0")},
-               (2, 2), Fusion.OPAQUE,
-               "zeros with `size` entries along axis, then updates added at the indices "
-               "(repeats accumulate): the adjoint of gather(data, indices, axis)",
-               grad=_scatter_add_grad))
+register(OpDef(
+    name="scatter_add",
+    infer=_scatter_add_infer,
+    compute=_scatter_add,
+    attrs={"axis": Attr("int", 0), "size": Attr("int", check=lambda s: s >= 0,
+                                                 rule=">= 0")},
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="zeros with `size` entries along axis, then updates added at the indices "
+        "(repeats accumulate): the adjoint of gather(data, indices, axis)",
+    grad=_scatter_add_grad))
 
 
 # ---- conv2d's gradient ---------------------------------------------------------------------
@@ -194,11 +225,16 @@ def _grad_input_grad(b, node, grads):
             b.call("conv2d_grad_weight", ddx, dy, kernel=w.shape[2:], **a)]
 
 
-register(OpDef("conv2d_grad_input", _grad_input_infer, _conv_grad_input, {**CONV, **SHAPE},
-               (2, 2), Fusion.COMPLEX,
-               "conv2d's gradient with respect to its input of `shape` (a transposed "
-               "convolution): dy [N,O,OH,OW], weight [O,C/groups,KH,KW]",
-               grad=_grad_input_grad))
+register(OpDef(
+    name="conv2d_grad_input",
+    infer=_grad_input_infer,
+    compute=_conv_grad_input,
+    attrs={**CONV, **SHAPE},
+    arity=(2, 2),
+    fusion=Fusion.COMPLEX,
+    doc="conv2d's gradient with respect to its input of `shape` (a transposed "
+        "convolution): dy [N,O,OH,OW], weight [O,C/groups,KH,KW]",
+    grad=_grad_input_grad))
 
 
 def _grad_weight_infer(x, dy, *, stride, pad, dilation, groups, kernel):
@@ -238,17 +274,21 @@ def _grad_weight_grad(b, node, grads):
             b.call("conv2d", x, ddw, **a)]
 
 
-register(OpDef("conv2d_grad_weight", _grad_weight_infer, _conv_grad_weight,
-               {**CONV, "kernel": Attr("ints", check=pair[0], rule=pair[1])},
-               (2, 2), Fusion.COMPLEX,
-               "conv2d's gradient with respect to its weight [O,C/groups,*kernel], from the "
-               "input x and the output gradient dy",
-               grad=_grad_weight_grad))
+register(OpDef(
+    name="conv2d_grad_weight",
+    infer=_grad_weight_infer,
+    compute=_conv_grad_weight,
+    attrs={**CONV, "kernel": Attr("ints", check=pair[0], rule=pair[1])},
+    arity=(2, 2),
+    fusion=Fusion.COMPLEX,
+    doc="conv2d's gradient with respect to its weight [O,C/groups,*kernel], from the "
+        "input x and the output gradient dy",
+    grad=_grad_weight_grad))
 
 
 # ---- max_pool2d's gradient -----------------------------------------------------------------
 def _max_pool_grad_infer(x, dy, *, kernel, stride, pad, dilation, ceil_mode):
-    out = _pool_infer(x, kernel=kernel, stride=stride, pad=pad, dilation=dilation,
+    out = pool_infer(x, kernel=kernel, stride=stride, pad=pad, dilation=dilation,
                       ceil_mode=ceil_mode)
     if dy != out:
         raise ShapeError(f"dy must be max_pool2d's output type {out}, got {dy}")
@@ -256,13 +296,13 @@ def _max_pool_grad_infer(x, dy, *, kernel, stride, pad, dilation, ceil_mode):
 
 
 def _max_pool_grad(x, dy, *, kernel, stride, pad, dilation, ceil_mode):
-    win, widths = _pool_windows(x, -np.inf, kernel, stride, pad, dilation, ceil_mode)
+    win, widths = pool_windows(x, -np.inf, kernel, stride, pad, dilation, ceil_mode)
     n, c, oh, ow, kh, kw = win.shape
     v = win.reshape(n, c, oh, ow, kh * kw)
     # the first maximum among x's own elements wins (a NaN counts as the maximum, as numpy's
     # argmax): padding never does, not even in a tie with -inf (torch's rule)
     ones = np.ones((1, 1, *x.shape[2:]), x.dtype)
-    real = _pool_windows(ones, 0, kernel, stride, pad, dilation, ceil_mode)[0]
+    real = pool_windows(ones, 0, kernel, stride, pad, dilation, ceil_mode)[0]
     real = real.reshape(1, 1, oh, ow, kh * kw) == 1
     nan = np.isnan(v)
     top = np.where(real, v, -np.inf).max(-1, keepdims=True)
@@ -277,9 +317,14 @@ def _max_pool_grad(x, dy, *, kernel, stride, pad, dilation, ceil_mode):
     return np.ascontiguousarray(dxp[:, :, top:top + x.shape[2], left:left + x.shape[3]])
 
 
-register(OpDef("max_pool2d_grad", _max_pool_grad_infer, _max_pool_grad, POOL, (2, 2),
-               Fusion.OPAQUE,
-               "max_pool2d's gradient: each window's dy goes to its (first) maximum in x"))
+register(OpDef(
+    name="max_pool2d_grad",
+    infer=_max_pool_grad_infer,
+    compute=_max_pool_grad,
+    attrs=POOL,
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="max_pool2d's gradient: each window's dy goes to its (first) maximum in x"))
 
 
 # ---- dropout with a seed input -------------------------------------------------------------
@@ -303,10 +348,13 @@ def _dropout_seeded_grad(b, node, grads):
 
 
 register(OpDef(
-    "dropout_seeded", _dropout_seeded_infer, _dropout_seeded,
-    {"ratio": Attr("float", 0.5, lambda p: 0 <= p < 1, "0 <= ratio < 1"),
-     "seed": Attr("int", 0)},
-    (2, 2), Fusion.OPAQUE,
-    "training-mode dropout whose mask is drawn from (the seed attribute, the scalar integer "
-    "input): a training step feeds a fresh input per call; equal inputs give equal masks",
+    name="dropout_seeded",
+    infer=_dropout_seeded_infer,
+    compute=_dropout_seeded,
+    attrs={"ratio": Attr("float", 0.5, lambda p: 0 <= p < 1, "0 <= ratio < 1"),
+           "seed": Attr("int", 0)},
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="training-mode dropout whose mask is drawn from (the seed attribute, the scalar integer "
+        "input): a training step feeds a fresh input per call; equal inputs give equal masks",
     grad=_dropout_seeded_grad))

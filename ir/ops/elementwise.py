@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..types import DTYPES, FLOATS, TensorType
-from . import _grad as G
-from ._util import broadcast, floats, same_dtype
+from ..tensor_type import DTYPES, FLOATS, TensorType
+from . import grad_rules as G
 from .registry import Attr, Fusion, OpDef, register
+from .shape_rules import broadcast, floats, same_dtype
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -33,8 +33,15 @@ def unary(name, fn, doc, attrs=None, float_only=True, grad=None):
     def infer(x, **_):
         return TensorType(x.shape, floats(x) if float_only else x.dtype)
 
-    return register(OpDef(name, infer, _typed(fn), attrs or {}, (1, 1), Fusion.ELEMENTWISE, doc,
-                          grad=grad))
+    return register(OpDef(
+        name=name,
+        infer=infer,
+        compute=_typed(fn),
+        attrs=attrs or {},
+        arity=(1, 1),
+        fusion=Fusion.ELEMENTWISE,
+        doc=doc,
+        grad=grad))
 
 
 def binary(name, fn, doc, float_only=False, **facts):
@@ -44,7 +51,15 @@ def binary(name, fn, doc, float_only=False, **facts):
             raise ShapeError(f"{name} does not take bool operands")
         return TensorType(broadcast(a, b), dtype)
 
-    return register(OpDef(name, infer, _typed(fn), {}, (2, 2), Fusion.BROADCAST, doc, **facts))
+    return register(OpDef(
+        name=name,
+        infer=infer,
+        compute=_typed(fn),
+        attrs={},
+        arity=(2, 2),
+        fusion=Fusion.BROADCAST,
+        doc=doc,
+        **facts))
 
 
 # ---- gradient rules (see _grad.py): rule(b, node, grads) -> input gradients ------------------
@@ -234,9 +249,13 @@ def _cast(x, dtype):
 
 
 register(OpDef(
-    "cast", lambda x, dtype: TensorType(x.shape, dtype), _cast,
-    {"dtype": Attr("str", "f32", lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}")},
-    (1, 1), Fusion.ELEMENTWISE, "convert to another dtype (C rounding rules of numpy)",
+    name="cast",
+    infer=lambda x, dtype: TensorType(x.shape, dtype),
+    compute=_cast,
+    attrs={"dtype": Attr("str", "f32", lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}")},
+    arity=(1, 1),
+    fusion=Fusion.ELEMENTWISE,
+    doc="convert to another dtype (C rounding rules of numpy)",
     grad=_cast_grad))
 
 
@@ -245,9 +264,12 @@ def _constant_infer(value, shape, dtype):
 
 
 register(OpDef(
-    "constant", _constant_infer,
-    lambda value, shape, dtype: np.full(shape, value, DTYPES[dtype]),
-    {"value": Attr("float"), "shape": Attr("ints", (), *(lambda v: all(d >= 0 for d in v),
-                                                        "dimensions must be >= 0")),
-     "dtype": Attr("str", "f32", lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}")},
-    (0, 0), Fusion.ELEMENTWISE, "a tensor filled with one value (scalars of traced code)"))
+    name="constant",
+    infer=_constant_infer,
+    compute=lambda value, shape, dtype: np.full(shape, value, DTYPES[dtype]),
+    attrs={"value": Attr("float"), "shape": Attr("ints", (), *(lambda v: all(d >= 0 for d in v),
+                                                              "dimensions must be >= 0")),
+           "dtype": Attr("str", "f32", lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}")},
+    arity=(0, 0),
+    fusion=Fusion.ELEMENTWISE,
+    doc="a tensor filled with one value (scalars of traced code)"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._util import axes as norm_axes
+from .shape_rules import axes as norm_axes
 
 
 def const(b, value: float, dtype: str, shape: Sequence[int] = ()):

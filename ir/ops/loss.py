@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..types import FLOATS, TensorType
-from . import _grad as G
-from ._util import floats, rank_at_least
+from ..tensor_type import FLOATS, TensorType
+from . import grad_rules as G
 from .registry import Attr, Fusion, OpDef, register
+from .shape_rules import floats, rank_at_least
 
 REDUCTION = {"reduction": Attr("str", "mean", lambda r: r in ("mean", "sum", "none"),
                                "'mean', 'sum' or 'none'")}
@@ -80,9 +80,16 @@ def _ce_grad(b, node, grads):
     return [b.call("mul", b.call("sub", p, hot), dy), None]
 
 
-register(OpDef("cross_entropy", _ce_infer, _cross_entropy, REDUCTION, (2, 2), Fusion.OPAQUE,
-               "softmax cross-entropy over axis 1 of the logits, against class indices "
-               "[N, ...] or class probabilities shaped like the logits", grad=_ce_grad))
+register(OpDef(
+    name="cross_entropy",
+    infer=_ce_infer,
+    compute=_cross_entropy,
+    attrs=REDUCTION,
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="softmax cross-entropy over axis 1 of the logits, against class indices "
+        "[N, ...] or class probabilities shaped like the logits",
+    grad=_ce_grad))
 
 
 def _mse_infer(a, b, *, reduction):
@@ -99,7 +106,12 @@ def _mse_grad(b, node, grads):
     return [d, b.call("neg", d)]
 
 
-register(OpDef("mse_loss", _mse_infer,
-               lambda a, b, *, reduction: _reduce((a - b) ** 2, reduction, a.dtype),
-               REDUCTION, (2, 2), Fusion.OPAQUE, "squared error, averaged or summed",
-               grad=_mse_grad))
+register(OpDef(
+    name="mse_loss",
+    infer=_mse_infer,
+    compute=lambda a, b, *, reduction: _reduce((a - b) ** 2, reduction, a.dtype),
+    attrs=REDUCTION,
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="squared error, averaged or summed",
+    grad=_mse_grad))

@@ -6,11 +6,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
-from ..types import TensorType
-from . import _grad as G
-from ._util import axis as norm_axis
-from ._util import floats, integer, pair, quad, rank_at_least, window_out
+from ..tensor_type import TensorType
+from . import grad_rules as G
 from .registry import Attr, Fusion, OpDef, register
+from .shape_rules import axis as norm_axis
+from .shape_rules import floats, integer, pair, quad, rank_at_least, window_out
 
 WINDOW = {"stride": Attr("ints", (1, 1), *pair), "pad": Attr("ints", (0, 0, 0, 0), *quad),
           "dilation": Attr("ints", (1, 1), *pair)}
@@ -66,11 +66,15 @@ def _conv_grad(b, node, grads):
 
 
 register(OpDef(
-    "conv2d", _conv_infer, _conv,
-    {**WINDOW, "groups": Attr("int", 1, lambda g: g > 0, "positive")},
-    (2, 3), Fusion.COMPLEX,
-    "2-D cross-correlation, weight [O, C/groups, KH, KW], optional bias [O]; "
-    "pad=[top, left, bottom, right]", grad=_conv_grad))
+    name="conv2d",
+    infer=_conv_infer,
+    compute=_conv,
+    attrs={**WINDOW, "groups": Attr("int", 1, lambda g: g > 0, "positive")},
+    arity=(2, 3),
+    fusion=Fusion.COMPLEX,
+    doc="2-D cross-correlation, weight [O, C/groups, KH, KW], optional bias [O]; "
+        "pad=[top, left, bottom, right]",
+    grad=_conv_grad))
 
 
 # ---- pooling -----------------------------------------------------------------------------
@@ -78,7 +82,7 @@ POOL = {"kernel": Attr("ints", check=pair[0], rule=pair[1]), **WINDOW,
         "ceil_mode": Attr("bool", False)}
 
 
-def _pool_infer(x, *, kernel, stride, pad, dilation, ceil_mode, **_):
+def pool_infer(x, *, kernel, stride, pad, dilation, ceil_mode, **_):
     if x.rank != 4:
         raise ShapeError(f"pooling wants x [N,C,H,W], got {x}")
     if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2 or pad[2] > kernel[0] // 2 \
@@ -89,8 +93,8 @@ def _pool_infer(x, *, kernel, stride, pad, dilation, ceil_mode, **_):
     return TensorType((*x.shape[:2], oh, ow), floats(x))
 
 
-def _pool_windows(x, fill, kernel, stride, pad, dilation, ceil_mode):
-    oh, ow = _pool_infer(TensorType.of(x), kernel=kernel, stride=stride, pad=pad,
+def pool_windows(x, fill, kernel, stride, pad, dilation, ceil_mode):
+    oh, ow = pool_infer(TensorType.of(x), kernel=kernel, stride=stride, pad=pad,
                          dilation=dilation, ceil_mode=ceil_mode).shape[2:]
     # ceil_mode may need extra room past the bottom/right padding: fill it like padding
     extra_h = max(0, (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
@@ -103,12 +107,12 @@ def _pool_windows(x, fill, kernel, stride, pad, dilation, ceil_mode):
 
 
 def _max_pool(x, *, kernel, stride, pad, dilation, ceil_mode):
-    win, _ = _pool_windows(x, -np.inf, kernel, stride, pad, dilation, ceil_mode)
+    win, _ = pool_windows(x, -np.inf, kernel, stride, pad, dilation, ceil_mode)
     return win.max(axis=(4, 5))
 
 
 def _avg_pool(x, *, kernel, stride, pad, dilation, ceil_mode, count_include_pad):
-    win, widths = _pool_windows(x, 0, kernel, stride, pad, dilation, ceil_mode)
+    win, widths = pool_windows(x, 0, kernel, stride, pad, dilation, ceil_mode)
     total = win.sum(axis=(4, 5))
     # divisor: window cells inside the input (or inside input+explicit pads), never the
     # extra ceil_mode margin -- torch's and onnxruntime's rule
@@ -156,12 +160,24 @@ def _avg_pool_grad(b, node, grads):
                    shape=x.shape, **window)]
 
 
-register(OpDef("max_pool2d", _pool_infer, _max_pool, POOL, (1, 1), Fusion.OPAQUE,
-               "max over windows; padding never wins (it is -inf)", grad=_max_pool_grad))
-register(OpDef("avg_pool2d", _pool_infer, _avg_pool,
-               {**POOL, "count_include_pad": Attr("bool", True)}, (1, 1), Fusion.OPAQUE,
-               "mean over windows; count_include_pad counts explicit padding in the divisor",
-               grad=_avg_pool_grad))
+register(OpDef(
+    name="max_pool2d",
+    infer=pool_infer,
+    compute=_max_pool,
+    attrs=POOL,
+    arity=(1, 1),
+    fusion=Fusion.OPAQUE,
+    doc="max over windows; padding never wins (it is -inf)",
+    grad=_max_pool_grad))
+register(OpDef(
+    name="avg_pool2d",
+    infer=pool_infer,
+    compute=_avg_pool,
+    attrs={**POOL, "count_include_pad": Attr("bool", True)},
+    arity=(1, 1),
+    fusion=Fusion.OPAQUE,
+    doc="mean over windows; count_include_pad counts explicit padding in the divisor",
+    grad=_avg_pool_grad))
 
 
 def _gap_infer(x):
@@ -176,10 +192,15 @@ def _gap_grad(b, node, grads):
     return [G.broadcast(b, dy, x.shape)]
 
 
-register(OpDef("global_avg_pool", _gap_infer,
-               lambda x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype),
-               {}, (1, 1), Fusion.REDUCTION, "mean over all spatial axes, kept as size 1",
-               grad=_gap_grad))
+register(OpDef(
+    name="global_avg_pool",
+    infer=_gap_infer,
+    compute=lambda x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype),
+    attrs={},
+    arity=(1, 1),
+    fusion=Fusion.REDUCTION,
+    doc="mean over all spatial axes, kept as size 1",
+    grad=_gap_grad))
 
 
 # ---- normalisation -----------------------------------------------------------------------
@@ -226,11 +247,14 @@ def _bn_grad(b, node, grads):
 
 
 register(OpDef(
-    "batch_norm", _bn_infer, _bn,
-    {"eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0"),
-     "momentum": Attr("float", 0.1), "training": Attr("bool", False)},
-    (5, 5), Fusion.BROADCAST,
-    "per-channel (axis 1) normalisation: running statistics, or batch statistics in training",
+    name="batch_norm",
+    infer=_bn_infer,
+    compute=_bn,
+    attrs={"eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0"),
+           "momentum": Attr("float", 0.1), "training": Attr("bool", False)},
+    arity=(5, 5),
+    fusion=Fusion.BROADCAST,
+    doc="per-channel (axis 1) normalisation: running statistics, or batch statistics in training",
     grad=_bn_grad))
 
 
@@ -267,11 +291,15 @@ def _ln_grad(b, node, grads):
     return out
 
 
-register(OpDef("layer_norm", _ln_infer, _ln,
-               {"axis": Attr("int", -1), "eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0")},
-               (1, 3), Fusion.REDUCTION,
-               "normalise over axes [axis, rank), then scale and shift (ONNX LayerNormalization)",
-               grad=_ln_grad))
+register(OpDef(
+    name="layer_norm",
+    infer=_ln_infer,
+    compute=_ln,
+    attrs={"axis": Attr("int", -1), "eps": Attr("float", 1e-5, lambda v: v >= 0, ">= 0")},
+    arity=(1, 3),
+    fusion=Fusion.REDUCTION,
+    doc="normalise over axes [axis, rank), then scale and shift (ONNX LayerNormalization)",
+    grad=_ln_grad))
 
 
 def _dropout(x, *, ratio, training, seed):
@@ -288,12 +316,16 @@ def _dropout_grad(b, node, grads):
 
 
 register(OpDef(
-    "dropout", lambda x, **_: TensorType(x.shape, floats(x)), _dropout,
-    {"ratio": Attr("float", 0.5, lambda p: 0 <= p < 1, "0 <= ratio < 1"),
-     "training": Attr("bool", False), "seed": Attr("int", 0)},
-    (1, 1), Fusion.ELEMENTWISE,
-    "identity in inference; in training zeroes with probability ratio (seeded mask) and "
-    "scales the rest by 1/(1-ratio)", grad=_dropout_grad))
+    name="dropout",
+    infer=lambda x, **_: TensorType(x.shape, floats(x)),
+    compute=_dropout,
+    attrs={"ratio": Attr("float", 0.5, lambda p: 0 <= p < 1, "0 <= ratio < 1"),
+           "training": Attr("bool", False), "seed": Attr("int", 0)},
+    arity=(1, 1),
+    fusion=Fusion.ELEMENTWISE,
+    doc="identity in inference; in training zeroes with probability ratio (seeded mask) and "
+        "scales the rest by 1/(1-ratio)",
+    grad=_dropout_grad))
 
 
 # ---- linear algebra ----------------------------------------------------------------------
@@ -323,11 +355,15 @@ def _linear_grad(b, node, grads):
     return out
 
 
-register(OpDef("linear", _linear_infer,
-               lambda x, w, b=None: x @ w.T if b is None else x @ w.T + b,
-               {}, (2, 3), Fusion.COMPLEX,
-               "x @ weight.T + bias, weight [out, in] as torch lays it out",
-               grad=_linear_grad))
+register(OpDef(
+    name="linear",
+    infer=_linear_infer,
+    compute=lambda x, w, b=None: x @ w.T if b is None else x @ w.T + b,
+    attrs={},
+    arity=(2, 3),
+    fusion=Fusion.COMPLEX,
+    doc="x @ weight.T + bias, weight [out, in] as torch lays it out",
+    grad=_linear_grad))
 
 
 def _matmul_infer(a, b):
@@ -363,10 +399,15 @@ def _matmul_grad(b, node, grads):
     return [G.reshape(b, dp, p.shape), G.reshape(b, dq, q.shape)]
 
 
-register(OpDef("matmul", _matmul_infer, lambda a, b: np.asarray(np.matmul(a, b)), {}, (2, 2),
-               Fusion.COMPLEX,
-               "numpy matmul: batched, broadcasting, 1-D operands promoted and squeezed",
-               grad=_matmul_grad))
+register(OpDef(
+    name="matmul",
+    infer=_matmul_infer,
+    compute=lambda a, b: np.asarray(np.matmul(a, b)),
+    attrs={},
+    arity=(2, 2),
+    fusion=Fusion.COMPLEX,
+    doc="numpy matmul: batched, broadcasting, 1-D operands promoted and squeezed",
+    grad=_matmul_grad))
 
 
 # ---- softmax -----------------------------------------------------------------------------
@@ -398,12 +439,24 @@ def _log_softmax_grad(b, node, grads):  # dy - softmax * sum(dy)
     return [b.call("sub", dy, b.call("mul", b.call("exp", y), s))]
 
 
-register(OpDef("softmax", _softmax_infer, _softmax, {"axis": Attr("int", -1)}, (1, 1),
-               Fusion.REDUCTION, "exp(x - max) / sum(exp(x - max)) along axis",
-               grad=_softmax_grad))
-register(OpDef("log_softmax", _softmax_infer, _log_softmax, {"axis": Attr("int", -1)}, (1, 1),
-               Fusion.REDUCTION, "x - max - log(sum(exp(x - max))) along axis",
-               grad=_log_softmax_grad))
+register(OpDef(
+    name="softmax",
+    infer=_softmax_infer,
+    compute=_softmax,
+    attrs={"axis": Attr("int", -1)},
+    arity=(1, 1),
+    fusion=Fusion.REDUCTION,
+    doc="exp(x - max) / sum(exp(x - max)) along axis",
+    grad=_softmax_grad))
+register(OpDef(
+    name="log_softmax",
+    infer=_softmax_infer,
+    compute=_log_softmax,
+    attrs={"axis": Attr("int", -1)},
+    arity=(1, 1),
+    fusion=Fusion.REDUCTION,
+    doc="x - max - log(sum(exp(x - max))) along axis",
+    grad=_log_softmax_grad))
 
 
 # ---- gather (embedding) ------------------------------------------------------------------
@@ -428,6 +481,13 @@ def _gather_grad(b, node, grads):
     return [b.call("scatter_add", grads[0], idx, axis=a, size=data.shape[a]), None]
 
 
-register(OpDef("gather", _gather_infer, _gather, {"axis": Attr("int", 0)}, (2, 2),
-               Fusion.INJECTIVE, "rows of data picked by integer indices (embedding lookup); "
-               "negative indices count from the end", grad=_gather_grad))
+register(OpDef(
+    name="gather",
+    infer=_gather_infer,
+    compute=_gather,
+    attrs={"axis": Attr("int", 0)},
+    arity=(2, 2),
+    fusion=Fusion.INJECTIVE,
+    doc="rows of data picked by integer indices (embedding lookup); "
+               "negative indices count from the end",
+    grad=_gather_grad))

@@ -6,11 +6,11 @@ from functools import partial
 
 import numpy as np
 
-from ..types import TensorType
-from . import _grad as G
-from ._util import axes as norm_axes
-from ._util import floats
+from ..tensor_type import TensorType
+from . import grad_rules as G
 from .registry import Attr, Fusion, OpDef, register
+from .shape_rules import axes as norm_axes
+from .shape_rules import floats
 
 ATTRS = {"axes": Attr("ints", ()), "keepdims": Attr("bool", False)}
 
@@ -49,8 +49,16 @@ def reduction(name, fn, doc, identity=None, grad=None):
         red = norm_axes(axes, x.ndim) if axes else None
         return np.asarray(fn(x, axis=red, keepdims=keepdims)).astype(x.dtype, copy=False)
 
-    return register(OpDef(name, _infer, compute, ATTRS, (1, 1), Fusion.REDUCTION, doc,
-                          identity=identity, grad=grad))
+    return register(OpDef(
+        name=name,
+        infer=_infer,
+        compute=compute,
+        attrs=ATTRS,
+        arity=(1, 1),
+        fusion=Fusion.REDUCTION,
+        doc=doc,
+        identity=identity,
+        grad=grad))
 
 
 reduction("reduce_sum", np.sum, "sum over axes (all when axes is empty)", 0.0, _sum_grad)

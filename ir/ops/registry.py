@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AttributeError_, UnknownOpError
-from ..types import TensorType
+from ..errors import InvalidAttributeError, UnknownOpError
+from ..tensor_type import TensorType
 
 
 class Fusion(enum.IntEnum):
@@ -90,27 +90,31 @@ def _floats(v):
     return tuple(_float(x) for x in v)
 
 
-@_kind("graph")
-def _graph(v):
-    from ..graph import Graph  # late: graph.py imports this module
+def define_graph_kind(graph_class: type) -> None:
+    """Install the check for graph-valued attributes; `ir.graph` calls it with its Graph
+    class (the registry cannot import Graph: the graph module imports the registry)."""
 
-    if not isinstance(v, Graph):
-        raise TypeError
-    return v  # the same object: a node's attrs compare by identity once normalised
+    def check(v):
+        if not isinstance(v, graph_class):
+            raise TypeError
+        return v  # the same object: a node's attrs compare by identity once normalised
+
+    _KINDS["graph"] = check
+
+
+ATTRIBUTE_KINDS = ("int", "float", "bool", "str", "ints", "floats", "graph")
 
 
 def attr_key(value):
     """A hashable, exact stand-in for an attribute value, for CSE and default comparison:
-    a graph by its printed text, a float by its repr (so -0.0 and nan are told apart)."""
-    from ..graph import Graph
-
+    a float by its repr (so -0.0 and nan are told apart), a graph by its printed text."""
     if isinstance(value, tuple):
         return tuple(attr_key(v) for v in value)
     if isinstance(value, float):
         return ("float", repr(value))
-    if isinstance(value, Graph):
-        return ("graph", str(value))
-    return value
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return ("graph", str(value))
 
 
 @dataclass(frozen=True)
@@ -127,9 +131,9 @@ class Attr:
         return _KINDS[self.kind](value)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OpDef:
-    """Everything the compiler knows about one operator."""
+    """Everything the compiler knows about one operator, declared with keyword fields."""
 
     name: str
     infer: Callable[..., TensorType | tuple[TensorType, ...]]  # (*input_types, **attrs)
@@ -143,14 +147,14 @@ class OpDef:
     grad: Callable | None = None  # reverse-mode rule, filled in by the training issue
 
     def __post_init__(self):
-        assert all(k in _KINDS for k in (a.kind for a in self.attrs.values())), self.name
+        assert all(a.kind in ATTRIBUTE_KINDS for a in self.attrs.values()), self.name
 
     def check_attrs(self, attrs: dict, where: str = "") -> dict:
         """Validated, normalised attributes with defaults filled in, sorted by name."""
         where = where or self.name
         unknown = set(attrs) - set(self.attrs)
         if unknown:
-            raise AttributeError_(
+            raise InvalidAttributeError(
                 f"{where}: unknown attribute(s) {sorted(unknown)} for {self.name}; "
                 f"it takes {sorted(self.attrs) or 'none'}"
             )
@@ -159,18 +163,18 @@ class OpDef:
             spec = self.attrs[key]
             if key not in attrs:
                 if spec.default is REQUIRED:
-                    raise AttributeError_(f"{where}: missing required attribute '{key}'")
+                    raise InvalidAttributeError(f"{where}: missing required attribute '{key}'")
                 out[key] = spec.default
                 continue
             try:
                 value = spec.normalize(attrs[key])
             except (TypeError, ValueError):
                 range_ = " (64-bit)" if spec.kind in ("int", "ints") else ""
-                raise AttributeError_(
+                raise InvalidAttributeError(
                     f"{where}: attribute '{key}' must be {spec.kind}{range_}, got {attrs[key]!r}"
                 ) from None
             if spec.check is not None and not spec.check(value):
-                raise AttributeError_(
+                raise InvalidAttributeError(
                     f"{where}: attribute {key}={value!r} is invalid: {spec.rule or 'check failed'}"
                 )
             out[key] = value
@@ -180,33 +184,34 @@ class OpDef:
         lo, hi = self.arity
         if n < lo or (hi is not None and n > hi):
             want = f"{lo}" if lo == hi else f"{lo}..{hi if hi is not None else ''}"
-            raise AttributeError_(f"{where or self.name}: {self.name} takes {want} inputs, got {n}")
+            raise InvalidAttributeError(
+                f"{where or self.name}: {self.name} takes {want} inputs, got {n}")
 
     def infer_types(self, types: Sequence[TensorType], attrs: dict) -> tuple[TensorType, ...]:
         out = self.infer(*types, **attrs)
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
-_REGISTRY: dict[str, OpDef] = {}
+OPERATORS: dict[str, OpDef] = {}
 
 
 def register(op: OpDef) -> OpDef:
-    if op.name in _REGISTRY:
+    if op.name in OPERATORS:
         raise ValueError(f"operator {op.name} registered twice")
-    _REGISTRY[op.name] = op
+    OPERATORS[op.name] = op
     return op
 
 
 def get(name: str) -> OpDef:
     try:
-        return _REGISTRY[name]
+        return OPERATORS[name]
     except KeyError:
         raise UnknownOpError(f"unknown operator '{name}'") from None
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(OPERATORS)
 
 
 def all_ops() -> list[OpDef]:
-    return [_REGISTRY[n] for n in names()]
+    return [OPERATORS[n] for n in names()]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..types import TensorType
-from . import _grad as G
-from ._util import axis as norm_axis
-from ._util import same_dtype
+from ..tensor_type import TensorType
+from . import grad_rules as G
 from .registry import Attr, Fusion, OpDef, register
+from .shape_rules import axis as norm_axis
+from .shape_rules import same_dtype
 
 
 def _reshape_infer(x, *, shape):
@@ -30,10 +30,15 @@ def _reshape_grad(b, node, grads):
     return [G.reshape(b, grads[0], node.inputs[0].shape)]
 
 
-register(OpDef("reshape", _reshape_infer, lambda x, shape: x.reshape(shape),
-               {"shape": Attr("ints")}, (1, 1), Fusion.INJECTIVE,
-               "same elements in row-major order, new shape (one -1 is inferred)",
-               grad=_reshape_grad))
+register(OpDef(
+    name="reshape",
+    infer=_reshape_infer,
+    compute=lambda x, shape: x.reshape(shape),
+    attrs={"shape": Attr("ints")},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="same elements in row-major order, new shape (one -1 is inferred)",
+    grad=_reshape_grad))
 
 
 def _flatten_infer(x, *, axis):
@@ -44,11 +49,15 @@ def _flatten_infer(x, *, axis):
     return TensorType((lead, int(np.prod(x.shape[a:], dtype=np.int64))), x.dtype)
 
 
-register(OpDef("flatten", _flatten_infer,
-               lambda x, axis: x.reshape(_flatten_infer(TensorType.of(x), axis=axis).shape),
-               {"axis": Attr("int", 1)}, (1, 1), Fusion.INJECTIVE,
-               "2-D view: axes before `axis` become rows, the rest columns",
-               grad=_reshape_grad))
+register(OpDef(
+    name="flatten",
+    infer=_flatten_infer,
+    compute=lambda x, axis: x.reshape(_flatten_infer(TensorType.of(x), axis=axis).shape),
+    attrs={"axis": Attr("int", 1)},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="2-D view: axes before `axis` become rows, the rest columns",
+    grad=_reshape_grad))
 
 
 def _transpose_infer(x, *, perm):
@@ -62,9 +71,15 @@ def _transpose_grad(b, node, grads):
     return [b.call("transpose", grads[0], perm=inverse)]
 
 
-register(OpDef("transpose", _transpose_infer, lambda x, perm: np.transpose(x, perm),
-               {"perm": Attr("ints")}, (1, 1), Fusion.INJECTIVE, "permute axes",
-               grad=_transpose_grad))
+register(OpDef(
+    name="transpose",
+    infer=_transpose_infer,
+    compute=lambda x, perm: np.transpose(x, perm),
+    attrs={"perm": Attr("ints")},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="permute axes",
+    grad=_transpose_grad))
 
 
 def _concat_infer(*xs, axis):
@@ -85,9 +100,15 @@ def _concat_grad(b, node, grads):
     return list(parts) if isinstance(parts, tuple) else [parts]
 
 
-register(OpDef("concat", _concat_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
-               {"axis": Attr("int")}, (1, None), Fusion.INJECTIVE, "join along an axis",
-               grad=_concat_grad))
+register(OpDef(
+    name="concat",
+    infer=_concat_infer,
+    compute=lambda *xs, axis: np.concatenate(xs, axis=axis),
+    attrs={"axis": Attr("int")},
+    arity=(1, None),
+    fusion=Fusion.INJECTIVE,
+    doc="join along an axis",
+    grad=_concat_grad))
 
 
 def _split_infer(x, *, axis, sizes):
@@ -98,16 +119,20 @@ def _split_infer(x, *, axis, sizes):
     return tuple(x.with_shape((*x.shape[:a], s, *x.shape[a + 1:])) for s in sizes)
 
 
-register(OpDef("split", _split_infer,
-               lambda x, axis, sizes: tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis)),
-               {"axis": Attr("int", 0),
-                "sizes": Attr("ints", check=lambda v: len(v) > 0 and min(v) >= 0,
-                              rule="one or more sizes >= 0")},
-               (1, 1), Fusion.INJECTIVE, "cut into consecutive pieces along an axis",
-               grad=lambda b, node, grads: [b.call("concat", *grads, axis=node.attrs["axis"])]))
+register(OpDef(
+    name="split",
+    infer=_split_infer,
+    compute=lambda x, axis, sizes: tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis)),
+    attrs={"axis": Attr("int", 0),
+           "sizes": Attr("ints", check=lambda v: len(v) > 0 and min(v) >= 0,
+                         rule="one or more sizes >= 0")},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="cut into consecutive pieces along an axis",
+    grad=lambda b, node, grads: [b.call("concat", *grads, axis=node.attrs["axis"])]))
 
 
-def _slices(shape, starts, ends, axes, steps):
+def slices(shape, starts, ends, axes, steps):
     if not (len(starts) == len(ends) and (not axes or len(axes) == len(starts))
             and (not steps or len(steps) == len(starts))):
         raise ShapeError("slice starts, ends, axes and steps must have equal lengths")
@@ -124,7 +149,7 @@ def _slices(shape, starts, ends, axes, steps):
 
 
 def _slice_infer(x, *, starts, ends, axes, steps):
-    index = _slices(x.shape, starts, ends, axes, steps)
+    index = slices(x.shape, starts, ends, axes, steps)
     return x.with_shape(tuple(len(range(*s.indices(d))) for s, d in zip(index, x.shape)))
 
 
@@ -150,7 +175,7 @@ def _slice_grad(b, node, grads):
     x, dx = node.inputs[0], grads[0]
     if 0 in dx.shape:
         return [G.zeros_like(b, x)]
-    for a, (sl, n) in enumerate(zip(_slices(x.shape, **node.attrs), x.shape)):
+    for a, (sl, n) in enumerate(zip(slices(x.shape, **node.attrs), x.shape)):
         start, _, step = sl.indices(n)
         m = dx.shape[a]
         if (start, step, m) == (0, 1, n):
@@ -167,13 +192,16 @@ def _slice_grad(b, node, grads):
     return [dx]
 
 
-register(OpDef("slice", _slice_infer,
-               lambda x, **a: x[_slices(x.shape, **a)].copy(),
-               {"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints", ()),
-                "steps": Attr("ints", ())},
-               (1, 1), Fusion.INJECTIVE,
-               "python slicing per axis (clamped as python clamps); axes default to 0, 1, ...",
-               grad=_slice_grad))
+register(OpDef(
+    name="slice",
+    infer=_slice_infer,
+    compute=lambda x, **a: x[slices(x.shape, **a)].copy(),
+    attrs={"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints", ()),
+           "steps": Attr("ints", ())},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="python slicing per axis (clamped as python clamps); axes default to 0, 1, ...",
+    grad=_slice_grad))
 
 
 def _pad_infer(x, *, pads, mode, value):
@@ -236,10 +264,15 @@ def _pad_grad(b, node, grads):
     return [b.call("pad", dx, pads=uncrop) if any(uncrop) else dx]
 
 
-register(OpDef("pad", _pad_infer, _pad,
-               {"pads": Attr("ints"), "value": Attr("float", 0.0),
-                "mode": Attr("str", "constant", lambda m: m in ("constant", "reflect", "edge"),
-                             "'constant', 'reflect' or 'edge'")},
-               (1, 1), Fusion.INJECTIVE,
-               "pads = [begin_0, ..., begin_n, end_0, ..., end_n] as ONNX orders them; "
-               "negative pads crop", grad=_pad_grad))
+register(OpDef(
+    name="pad",
+    infer=_pad_infer,
+    compute=_pad,
+    attrs={"pads": Attr("ints"), "value": Attr("float", 0.0),
+           "mode": Attr("str", "constant", lambda m: m in ("constant", "reflect", "edge"),
+                        "'constant', 'reflect' or 'edge'")},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,
+    doc="pads = [begin_0, ..., begin_n, end_0, ..., end_n] as ONNX orders them; "
+        "negative pads crop",
+    grad=_pad_grad))

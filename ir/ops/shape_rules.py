@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ShapeError
-from ..types import FLOATS, INTS, TensorType
+from ..tensor_type import FLOATS, INTS, TensorType
 
 
 def floats(*types: TensorType) -> str:

@@ -10,8 +10,8 @@ import compiler
 import ir
 import passes
 from backends import reference
-from compiler import bisection, graphviz, profiler, repro, stepping
-from compiler.numerics import Error, retype, same
+from compiler.tools import bisection, graphviz, profiler, replay, repro, stepping
+from compiler.tools.numerics import Error, retype, same
 from tests.compiler.cli_models import build, build_elementwise
 
 PIPELINE = ["eliminate_dropout", "fold_batch_norm", "fuse_conv_activation", "fuse_elementwise"]
@@ -132,7 +132,7 @@ def test_repro_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.inputs[0], x)
     assert loaded.finding == report.finding()
     with pytest.raises(ir.LaminaError, match="unknown pass 'scale_conv'"):
-        repro.replay(path)  # the pass is not registered: say so
+        replay.replay(path)  # the pass is not registered: say so
     with pytest.raises(ir.LaminaError, match="not a Lamina reproducer"):
         repro.load(tmp_path / "missing.npz")
 
@@ -143,8 +143,8 @@ def test_repro_replays_a_registered_wrong_pass(tmp_path, monkeypatch):
     g, x = build()
     report = compiler.bisect(g, x, passes=["eliminate_dropout", bad.name])
     report.save_repro(tmp_path / "bug.npz")
-    replay = repro.replay(tmp_path / "bug.npz")
-    assert replay.reproduced and "culprit: scale_conv_reg" in replay.text
+    result = replay.replay(tmp_path / "bug.npz")
+    assert result.reproduced and "culprit: scale_conv_reg" in result.text
 
 
 def test_retype_promotes_everything():
@@ -222,7 +222,7 @@ def test_dot_clusters_fused_regions():
 
 
 def test_progress_is_silent_when_not_a_terminal(capsys):
-    from compiler.progress import Progress
+    from compiler.tools.progress import Progress
 
     with Progress("work", total=3) as bar:
         bar.advance()

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import backends
 import ir
 import passes
 from backends import reference
 from compiler.cli import main
-from compiler.runner import llvm_available
 from tests.compiler.cli_models import build, build_elementwise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def one_line_error(result, *fragments) -> str:
 
 
 def _lowerable(graph) -> bool:
-    if not llvm_available():
+    if not backends.available("llvm"):
         return False
     from backends import llvm
 

@@ -15,7 +15,7 @@ import passes  # noqa: E402
 from backends.reference import run  # noqa: E402
 from compiler import OnnxExportError, load_onnx, nn, save_onnx  # noqa: E402
 from compiler import functional as F  # noqa: E402
-from compiler.onnx_export import EXPORTERS  # noqa: E402
+from compiler.frontends.onnx.emitter import EXPORTERS  # noqa: E402
 from ir.ops import registry  # noqa: E402
 from tests.ir.cases import CASES  # noqa: E402
 
@@ -146,9 +146,9 @@ def test_gelu_uses_the_operator_from_opset_20(rng):
 
 # ---- refusals ------------------------------------------------------------------------------
 def _fake_op(monkeypatch):
-    fake = registry.OpDef("fake_op", lambda x, **_: x, lambda x, **_: x,
-                          {"k": registry.Attr("int", 0)})
-    monkeypatch.setitem(registry._REGISTRY, "fake_op", fake)
+    fake = registry.OpDef(name="fake_op", infer=lambda x, **_: x, compute=lambda x, **_: x,
+                          attrs={"k": registry.Attr("int", 0)})
+    monkeypatch.setitem(registry.OPERATORS, "fake_op", fake)
 
 
 def test_operator_without_exporter_is_refused(monkeypatch):

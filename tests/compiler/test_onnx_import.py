@@ -524,7 +524,7 @@ def test_compile_onnx_path(tmp_path):
 def _node_cases():
     from onnx.backend.test.case.node import collect_testcases
 
-    from compiler.onnx_import import importable
+    from compiler.frontends.onnx import importable
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")

@@ -109,7 +109,7 @@ def test_mismatched_shapes_and_dtypes_name_the_node():
     _raises(lambda: g.call("exp", i, name="e"), "%e (exp)", "floating-point",
             cls=ir.ShapeError)
     _raises(lambda: g.call("relu", x, name="r", bogus=1), "%r (relu)", "bogus",
-            cls=ir.AttributeError_)
+            cls=ir.InvalidAttributeError)
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # log of an empty sum

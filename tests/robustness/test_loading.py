@@ -13,7 +13,7 @@ import pytest
 
 import compiler
 import ir
-from compiler import repro
+from compiler.tools import repro
 from ir import Graph, TensorType
 
 from .isolate import run_isolated

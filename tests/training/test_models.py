@@ -9,7 +9,7 @@ import pytest
 import compiler
 from backends.reference import run
 from compiler import nn
-from compiler.training import _LossOf
+from compiler.training.step import LossOf
 from passes.autodiff import grad
 from tests.training.numeric import check_graph_grads, to_float64
 
@@ -92,7 +92,7 @@ def test_model_gradients_match_finite_differences(name):
     nn.manual_seed(3)
     model = factory().train()
     to_float64(model)
-    g = compiler.trace(_LossOf(model, loss_fn, 1), x, y)
+    g = compiler.trace(LossOf(model, loss_fn, 1), x, y)
     params = [k for k, _ in model.named_parameters() if k in g.params]
     assert len(params) == len(list(model.parameters())), "every parameter reaches the loss"
     gg = grad(g, wrt=params)
@@ -107,7 +107,7 @@ def test_input_gradient_of_a_cnn_in_training_mode():
     nn.manual_seed(3)
     model = factory().train()
     to_float64(model)
-    g = compiler.trace(_LossOf(model, loss_fn, 1), x, y)
+    g = compiler.trace(LossOf(model, loss_fn, 1), x, y)
     gg = grad(g, wrt=[], inputs=True)
     check_graph_grads(g, [x, y], ["x"], run(gg, x, y)[1:], np.random.default_rng(0),
                       n_random=4)

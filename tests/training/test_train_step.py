@@ -214,7 +214,7 @@ def test_errors_say_what_is_wrong():
         step(x)
     with pytest.raises(ir.InputError, match=r"input %x expects f64\[8,3\]"):
         step(x[:4], y[:4])
-    with pytest.raises(TrainingError, match="unknown backend"):
+    with pytest.raises(ir.LaminaError, match="unknown backend"):
         compiler.compile_training(model, nn.MSELoss(), optim.SGD(), x, y, backend="gpu")
 
 

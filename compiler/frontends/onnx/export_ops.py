@@ -1,4 +1,4 @@
-"""The ONNX exporter functions, one per registered operator (see onnx_export.save_onnx).
+"""The ONNX exporter functions, one per registered operator (see exporter.save_onnx).
 
 Each writes the ONNX node(s) that compute what the operator computes: directly where ONNX has
 the operator, as a small composition otherwise (gelu before opset 20, batch norm in training,
@@ -13,14 +13,10 @@ import numpy as np
 
 import ir
 
-from .onnx_export import (
+from .emitter import (
     EXPORTERS,
     Exporter,
     OnnxExportError,
-    _ins,
-    _ints,
-    _out,
-    _scalar,
     exporter,
     onnx_dtype,
 )
@@ -35,18 +31,18 @@ _SIMPLE = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "erf": "Erf", "
 
 @exporter(*_SIMPLE, handles=())
 def _simple(ex: Exporter, node: ir.Node) -> None:
-    ex.emit(_SIMPLE[node.op], _ins(ex, node), [_out(ex, node)])
+    ex.emit(_SIMPLE[node.op], ex.ins(node), [ex.out(node)])
 
 
 @exporter("leaky_relu", "elu", handles=("alpha",))
 def _alpha(ex: Exporter, node: ir.Node) -> None:
     op = {"leaky_relu": "LeakyRelu", "elu": "Elu"}[node.op]
-    ex.emit(op, _ins(ex, node), [_out(ex, node)], alpha=node.attrs["alpha"])
+    ex.emit(op, ex.ins(node), [ex.out(node)], alpha=node.attrs["alpha"])
 
 
 def _clip(ex: Exporter, x: ir.Value, lo: float, hi: float, out: str) -> str:
-    ins = [ex.name(x), _scalar(ex, lo, x, f"{out}.min") if lo > -math.inf else "",
-           _scalar(ex, hi, x, f"{out}.max") if hi < math.inf else ""]
+    ins = [ex.name(x), ex.scalar(lo, x, f"{out}.min") if lo > -math.inf else "",
+           ex.scalar(hi, x, f"{out}.max") if hi < math.inf else ""]
     while ins[-1] == "":
         ins.pop()
     return ex.emit("Clip", ins, [out])
@@ -54,12 +50,12 @@ def _clip(ex: Exporter, x: ir.Value, lo: float, hi: float, out: str) -> str:
 
 @exporter("relu6", handles=())
 def _relu6(ex: Exporter, node: ir.Node) -> None:
-    _clip(ex, node.inputs[0], 0.0, 6.0, _out(ex, node))
+    _clip(ex, node.inputs[0], 0.0, 6.0, ex.out(node))
 
 
 @exporter("clip", handles=("min", "max"))
 def _clip_op(ex: Exporter, node: ir.Node) -> None:
-    _clip(ex, node.inputs[0], node.attrs["min"], node.attrs["max"], _out(ex, node))
+    _clip(ex, node.inputs[0], node.attrs["min"], node.attrs["max"], ex.out(node))
 
 
 def _gelu(ex: Exporter, xs: str, x, approximate: str, out: str) -> str:
@@ -70,28 +66,28 @@ def _gelu(ex: Exporter, xs: str, x, approximate: str, out: str) -> str:
     h = out
     if approximate == "tanh":
         cube = ex.emit("Mul", [xs, ex.emit("Mul", [xs, xs], hint=f"{h}.sq")], hint=f"{h}.cube")
-        inner = ex.emit("Add", [xs, ex.emit("Mul", [cube, _scalar(ex, 0.044715, x, f"{h}.k")],
+        inner = ex.emit("Add", [xs, ex.emit("Mul", [cube, ex.scalar(0.044715, x, f"{h}.k")],
                                             hint=f"{h}.t")], hint=f"{h}.inner")
-        core = ex.emit("Tanh", [ex.emit("Mul", [inner, _scalar(ex, math.sqrt(2 / math.pi), x,
+        core = ex.emit("Tanh", [ex.emit("Mul", [inner, ex.scalar(math.sqrt(2 / math.pi), x,
                                                                f"{h}.c")], hint=f"{h}.arg")],
                        hint=f"{h}.tanh")
     else:
-        core = ex.emit("Erf", [ex.emit("Div", [xs, _scalar(ex, math.sqrt(2), x, f"{h}.sqrt2")],
+        core = ex.emit("Erf", [ex.emit("Div", [xs, ex.scalar(math.sqrt(2), x, f"{h}.sqrt2")],
                                        hint=f"{h}.scaled")], hint=f"{h}.erf")
-    one_plus = ex.emit("Add", [core, _scalar(ex, 1, x, f"{h}.one")], hint=f"{h}.1p")
-    half_x = ex.emit("Mul", [xs, _scalar(ex, 0.5, x, f"{h}.half")], hint=f"{h}.halfx")
+    one_plus = ex.emit("Add", [core, ex.scalar(1, x, f"{h}.one")], hint=f"{h}.1p")
+    half_x = ex.emit("Mul", [xs, ex.scalar(0.5, x, f"{h}.half")], hint=f"{h}.halfx")
     return ex.emit("Mul", [half_x, one_plus], [out])
 
 
 @exporter("gelu", handles=("approximate",))
 def _gelu_op(ex: Exporter, node: ir.Node) -> None:
     x = node.inputs[0]
-    _gelu(ex, ex.name(x), x, node.attrs["approximate"], _out(ex, node))
+    _gelu(ex, ex.name(x), x, node.attrs["approximate"], ex.out(node))
 
 
 @exporter("cast", handles=("dtype",))
 def _cast(ex: Exporter, node: ir.Node) -> None:
-    ex.emit("Cast", _ins(ex, node), [_out(ex, node)],
+    ex.emit("Cast", ex.ins(node), [ex.out(node)],
             to=onnx_dtype(node.output.type.np_dtype))
 
 
@@ -102,11 +98,11 @@ def _constant(ex: Exporter, node: ir.Node) -> None:
     t = node.output.type
     one = np.full((1,), node.attrs["value"], t.np_dtype)
     if t.size <= 16:
-        ex.emit("Constant", [], [_out(ex, node)],
+        ex.emit("Constant", [], [ex.out(node)],
                 value=numpy_helper.from_array(np.full(t.shape, one[0], t.np_dtype)))
     else:
-        ex.emit("ConstantOfShape", [_ints(ex, t.shape, f"{node.name}.shape")],
-                [_out(ex, node)], value=numpy_helper.from_array(one))
+        ex.emit("ConstantOfShape", [ex.ints(t.shape, f"{node.name}.shape")],
+                [ex.out(node)], value=numpy_helper.from_array(one))
 
 
 # ---- convolution, pooling, normalisation ---------------------------------------------------
@@ -119,7 +115,7 @@ def _conv(ex: Exporter, node: ir.Node, ins: list[str], out: str) -> str:
 
 @exporter("conv2d", handles=("stride", "pad", "dilation", "groups"))
 def _conv2d(ex: Exporter, node: ir.Node) -> None:
-    _conv(ex, node, _ins(ex, node), _out(ex, node))
+    _conv(ex, node, ex.ins(node), ex.out(node))
 
 
 @exporter("max_pool2d", "avg_pool2d",
@@ -135,27 +131,27 @@ def _pool(ex: Exporter, node: ir.Node) -> None:
                               "opset 19 or later")
     if node.op == "avg_pool2d":
         attrs["count_include_pad"] = int(a["count_include_pad"])
-    ex.emit("MaxPool" if node.op == "max_pool2d" else "AveragePool", _ins(ex, node),
-            [_out(ex, node)], **attrs)
+    ex.emit("MaxPool" if node.op == "max_pool2d" else "AveragePool", ex.ins(node),
+            [ex.out(node)], **attrs)
 
 
 @exporter("batch_norm", handles=("eps", "momentum", "training"))
 def _batch_norm(ex: Exporter, node: ir.Node) -> None:
     a = node.attrs
     if not a["training"]:
-        ex.emit("BatchNormalization", _ins(ex, node), [_out(ex, node)], epsilon=a["eps"],
+        ex.emit("BatchNormalization", ex.ins(node), [ex.out(node)], epsilon=a["eps"],
                 momentum=1 - a["momentum"])
         return
     # batch statistics (biased variance), as the reference computes them in training
     x, w, b = (ex.name(v) for v in node.inputs[:3])
-    v0, out = node.inputs[0], _out(ex, node)
+    v0, out = node.inputs[0], ex.out(node)
     axes = [0, *range(2, v0.type.rank)]
-    shape = _ints(ex, [1, -1] + [1] * (v0.type.rank - 2), f"{out}.cshape")
+    shape = ex.ints([1, -1] + [1] * (v0.type.rank - 2), f"{out}.cshape")
     mean = _reduce(ex, "ReduceMean", x, axes, True, hint=f"{out}.mean")
     d = ex.emit("Sub", [x, mean], hint=f"{out}.d")
     var = _reduce(ex, "ReduceMean", ex.emit("Mul", [d, d], hint=f"{out}.d2"), axes, True,
                   hint=f"{out}.var")
-    std = ex.emit("Sqrt", [ex.emit("Add", [var, _scalar(ex, a["eps"], v0, f"{out}.eps")],
+    std = ex.emit("Sqrt", [ex.emit("Add", [var, ex.scalar(a["eps"], v0, f"{out}.eps")],
                                    hint=f"{out}.v")], hint=f"{out}.std")
     y = ex.emit("Div", [d, std], hint=f"{out}.n")
     y = ex.emit("Mul", [y, ex.emit("Reshape", [w, shape], hint=f"{out}.w")], hint=f"{out}.s")
@@ -164,12 +160,12 @@ def _batch_norm(ex: Exporter, node: ir.Node) -> None:
 
 @exporter("layer_norm", handles=("axis", "eps"))
 def _layer_norm(ex: Exporter, node: ir.Node) -> None:
-    ins = _ins(ex, node)
+    ins = ex.ins(node)
     x = node.inputs[0]
     if len(ins) == 1:  # ONNX needs the scale
         axis = node.attrs["axis"] % x.type.rank
         ins.append(ex.const(np.ones(x.shape[axis:], x.type.np_dtype), f"{node.name}.scale"))
-    ex.emit("LayerNormalization", ins, [_out(ex, node)], axis=node.attrs["axis"],
+    ex.emit("LayerNormalization", ins, [ex.out(node)], axis=node.attrs["axis"],
             epsilon=node.attrs["eps"])
 
 
@@ -178,12 +174,12 @@ def _dropout(ex: Exporter, node: ir.Node) -> None:
     if node.attrs["training"] and node.attrs["ratio"] > 0:
         raise OnnxExportError(f"%{node.name} (dropout): dropout in training mode draws a "
                               "seeded mask onnxruntime cannot reproduce; export for inference")
-    ex.emit("Identity", _ins(ex, node), [_out(ex, node)])
+    ex.emit("Identity", ex.ins(node), [ex.out(node)])
 
 
 def _linear(ex: Exporter, node: ir.Node, out: str, with_bias: bool = True) -> str:
     x, w = node.inputs[0], node.inputs[1]
-    ins = _ins(ex, node)[: 3 if with_bias else 2]
+    ins = ex.ins(node)[: 3 if with_bias else 2]
     if x.type.rank == 2:
         return ex.emit("Gemm", ins, [out], transB=1)
     wt = ex.emit("Transpose", [ins[1]], hint=f"{w.name}.T", perm=[1, 0])
@@ -195,47 +191,47 @@ def _linear(ex: Exporter, node: ir.Node, out: str, with_bias: bool = True) -> st
 
 @exporter("linear", handles=())
 def _linear_op(ex: Exporter, node: ir.Node) -> None:
-    _linear(ex, node, _out(ex, node))
+    _linear(ex, node, ex.out(node))
 
 
 @exporter("softmax", "log_softmax", handles=("axis",))
 def _softmax(ex: Exporter, node: ir.Node) -> None:
     op = {"softmax": "Softmax", "log_softmax": "LogSoftmax"}[node.op]
-    ex.emit(op, _ins(ex, node), [_out(ex, node)], axis=node.attrs["axis"])
+    ex.emit(op, ex.ins(node), [ex.out(node)], axis=node.attrs["axis"])
 
 
 @exporter("gather", handles=("axis",))
 def _gather(ex: Exporter, node: ir.Node) -> None:
-    ex.emit("Gather", _ins(ex, node), [_out(ex, node)], axis=node.attrs["axis"])
+    ex.emit("Gather", ex.ins(node), [ex.out(node)], axis=node.attrs["axis"])
 
 
 # ---- shape operators -----------------------------------------------------------------------
 @exporter("reshape", handles=("shape",))
 def _reshape(ex: Exporter, node: ir.Node) -> None:
     shape = node.output.shape  # resolved: no -1, and 0 means an empty axis (allowzero)
-    ex.emit("Reshape", [ex.name(node.inputs[0]), _ints(ex, shape, f"{node.name}.shape")],
-            [_out(ex, node)], **({"allowzero": 1} if 0 in shape else {}))
+    ex.emit("Reshape", [ex.name(node.inputs[0]), ex.ints(shape, f"{node.name}.shape")],
+            [ex.out(node)], **({"allowzero": 1} if 0 in shape else {}))
 
 
 @exporter("flatten", handles=("axis",))
 def _flatten(ex: Exporter, node: ir.Node) -> None:
     rank, axis = node.inputs[0].type.rank, node.attrs["axis"]
-    ex.emit("Flatten", _ins(ex, node), [_out(ex, node)], axis=axis + rank if axis < 0 else axis)
+    ex.emit("Flatten", ex.ins(node), [ex.out(node)], axis=axis + rank if axis < 0 else axis)
 
 
 @exporter("transpose", handles=("perm",))
 def _transpose(ex: Exporter, node: ir.Node) -> None:
-    ex.emit("Transpose", _ins(ex, node), [_out(ex, node)], perm=list(node.attrs["perm"]))
+    ex.emit("Transpose", ex.ins(node), [ex.out(node)], perm=list(node.attrs["perm"]))
 
 
 @exporter("concat", handles=("axis",))
 def _concat(ex: Exporter, node: ir.Node) -> None:
-    ex.emit("Concat", _ins(ex, node), [_out(ex, node)], axis=node.attrs["axis"])
+    ex.emit("Concat", ex.ins(node), [ex.out(node)], axis=node.attrs["axis"])
 
 
 @exporter("split", handles=("axis", "sizes"))
 def _split(ex: Exporter, node: ir.Node) -> None:
-    sizes = _ints(ex, node.attrs["sizes"], f"{node.name}.sizes")
+    sizes = ex.ints(node.attrs["sizes"], f"{node.name}.sizes")
     ex.emit("Split", [ex.name(node.inputs[0]), sizes],
             [ex.name(o) for o in node.outputs], axis=node.attrs["axis"])
 
@@ -252,18 +248,18 @@ def _slice(ex: Exporter, node: ir.Node) -> None:
         starts.append(start)
         ends.append(stop if stop >= 0 else -dim - 1)  # ONNX reads -dim-1 as "before 0"
     h = node.name
-    ex.emit("Slice", [ex.name(node.inputs[0]), _ints(ex, starts, f"{h}.starts"),
-                      _ints(ex, ends, f"{h}.ends"), _ints(ex, axes, f"{h}.axes"),
-                      _ints(ex, steps, f"{h}.steps")], [_out(ex, node)])
+    ex.emit("Slice", [ex.name(node.inputs[0]), ex.ints(starts, f"{h}.starts"),
+                      ex.ints(ends, f"{h}.ends"), ex.ints(axes, f"{h}.axes"),
+                      ex.ints(steps, f"{h}.steps")], [ex.out(node)])
 
 
 @exporter("pad", handles=("pads", "mode", "value"))
 def _pad(ex: Exporter, node: ir.Node) -> None:
     x, a = node.inputs[0], node.attrs
-    ins = [ex.name(x), _ints(ex, a["pads"], f"{node.name}.pads")]
+    ins = [ex.name(x), ex.ints(a["pads"], f"{node.name}.pads")]
     if a["mode"] == "constant":
-        ins.append(_scalar(ex, a["value"], x, f"{node.name}.value"))
-    ex.emit("Pad", ins, [_out(ex, node)], mode=a["mode"])
+        ins.append(ex.scalar(a["value"], x, f"{node.name}.value"))
+    ex.emit("Pad", ins, [ex.out(node)], mode=a["mode"])
 
 
 # ---- reductions and losses -----------------------------------------------------------------
@@ -275,7 +271,7 @@ def _reduce(ex: Exporter, op: str, x: str, axes, keepdims: bool, out: str | None
     if not axes:
         return ex.emit(op, [x], outs, hint=hint, keepdims=int(keepdims))
     if op == "ReduceSum" or ex.opset >= 18:
-        return ex.emit(op, [x, _ints(ex, axes, f"{hint}.axes")], outs, hint=hint,
+        return ex.emit(op, [x, ex.ints(axes, f"{hint}.axes")], outs, hint=hint,
                        keepdims=int(keepdims))
     return ex.emit(op, [x], outs, hint=hint, axes=list(axes), keepdims=int(keepdims))
 
@@ -286,15 +282,15 @@ def _reduction(ex: Exporter, node: ir.Node) -> None:
     op = {"reduce_sum": "ReduceSum", "reduce_mean": "ReduceMean", "reduce_max": "ReduceMax",
           "reduce_min": "ReduceMin"}[node.op]
     _reduce(ex, op, ex.name(node.inputs[0]), node.attrs["axes"], node.attrs["keepdims"],
-            _out(ex, node), hint=node.name)
+            ex.out(node), hint=node.name)
 
 
 @exporter("cross_entropy", handles=("reduction",))
 def _cross_entropy(ex: Exporter, node: ir.Node) -> None:
     logits, target = node.inputs
-    out, red = _out(ex, node), node.attrs["reduction"]
+    out, red = ex.out(node), node.attrs["reduction"]
     if target.type.dtype in ("i32", "i64"):
-        ex.emit("SoftmaxCrossEntropyLoss", _ins(ex, node), [out], reduction=red)
+        ex.emit("SoftmaxCrossEntropyLoss", ex.ins(node), [out], reduction=red)
         return
     logp = ex.emit("LogSoftmax", [ex.name(logits)], hint=f"{out}.logp", axis=1)
     prod = ex.emit("Mul", [ex.name(target), logp], hint=f"{out}.tlogp")
@@ -306,8 +302,8 @@ def _cross_entropy(ex: Exporter, node: ir.Node) -> None:
 
 @exporter("mse_loss", handles=("reduction",))
 def _mse_loss(ex: Exporter, node: ir.Node) -> None:
-    out, red = _out(ex, node), node.attrs["reduction"]
-    d = ex.emit("Sub", _ins(ex, node), hint=f"{out}.d")
+    out, red = ex.out(node), node.attrs["reduction"]
+    d = ex.emit("Sub", ex.ins(node), hint=f"{out}.d")
     sq = ex.emit("Mul", [d, d], [out] if red == "none" else None, hint=f"{out}.sq")
     if red != "none":
         _reduce(ex, "ReduceMean" if red == "mean" else "ReduceSum", sq, [], False, out)
@@ -329,7 +325,7 @@ def _epilogue(ex: Exporter, node: ir.Node, y: str, out: str) -> None:
     elif act == "leaky_relu":
         ex.emit("LeakyRelu", [y], [out], alpha=node.attrs["alpha"])
     elif act == "relu6":
-        ins = [y, _scalar(ex, 0.0, like, f"{out}.min"), _scalar(ex, 6.0, like, f"{out}.max")]
+        ins = [y, ex.scalar(0.0, like, f"{out}.min"), ex.scalar(6.0, like, f"{out}.max")]
         ex.emit("Clip", ins, [out])
     elif act == "gelu":
         _gelu(ex, y, like, "none", out)
@@ -339,14 +335,14 @@ def _epilogue(ex: Exporter, node: ir.Node, y: str, out: str) -> None:
 
 @exporter("fused_conv2d", handles=("stride", "pad", "dilation", "groups", "act", "alpha"))
 def _fused_conv2d(ex: Exporter, node: ir.Node) -> None:
-    out = _out(ex, node)
-    y = _conv(ex, node, _ins(ex, node)[:3], ex.fresh(f"{out}.conv"))
+    out = ex.out(node)
+    y = _conv(ex, node, ex.ins(node)[:3], ex.fresh(f"{out}.conv"))
     _epilogue(ex, node, y, out)
 
 
 @exporter("fused_linear", handles=("act", "alpha"))
 def _fused_linear(ex: Exporter, node: ir.Node) -> None:
-    out = _out(ex, node)
+    out = ex.out(node)
     _epilogue(ex, node, _linear(ex, node, ex.fresh(f"{out}.linear")), out)
 
 
@@ -355,7 +351,7 @@ def _fused_elementwise(ex: Exporter, node: ir.Node) -> None:
     """The body's nodes, inlined: its parameters read the node's inputs, and its result is
     the node's output."""
     body: ir.Graph = node.attrs["body"]
-    out = _out(ex, node)
+    out = ex.out(node)
     for p, v in zip(body.inputs, node.inputs):
         ex.names[id(p)] = ex.name(v)
     for n in body.nodes:
@@ -374,21 +370,21 @@ def _fused_elementwise(ex: Exporter, node: ir.Node) -> None:
 @exporter("equal", "greater", "where", handles=())
 def _select(ex: Exporter, node: ir.Node) -> None:
     op = {"equal": "Equal", "greater": "Greater", "where": "Where"}[node.op]
-    ex.emit(op, _ins(ex, node), [_out(ex, node)])
+    ex.emit(op, ex.ins(node), [ex.out(node)])
 
 
 @exporter("broadcast_to", handles=("shape",))
 def _broadcast_to(ex: Exporter, node: ir.Node) -> None:
-    ex.emit("Expand", [*_ins(ex, node), _ints(ex, node.attrs["shape"], f"{node.name}.shape")],
-            [_out(ex, node)])
+    ex.emit("Expand", [*ex.ins(node), ex.ints(node.attrs["shape"], f"{node.name}.shape")],
+            [ex.out(node)])
 
 
 @exporter("one_hot", handles=("depth", "axis", "dtype"))
 def _one_hot(ex: Exporter, node: ir.Node) -> None:
-    dt, out = node.output.type.np_dtype, _out(ex, node)
+    dt, out = node.output.type.np_dtype, ex.out(node)
     direct = dt != np.bool_  # onnxruntime's OneHot has no bool values: cast from int64
     values = ex.const(np.asarray([0, 1], dt if direct else np.int64), f"{out}.values")
-    hot = ex.emit("OneHot", [*_ins(ex, node), _ints(ex, [node.attrs["depth"]],
+    hot = ex.emit("OneHot", [*ex.ins(node), ex.ints([node.attrs["depth"]],
                                                      f"{out}.depth"), values],
                   [out] if direct else None, hint=f"{out}.i64", axis=node.attrs["axis"])
     if not direct:
@@ -403,7 +399,7 @@ def _conv2d_grad_input(ex: Exporter, node: ir.Node) -> None:
     s, p, d = a["stride"], a["pad"], a["dilation"]
     full = [(dy.shape[2 + i] - 1) * s[i] + (w.shape[2 + i] - 1) * d[i] + 1 - p[i] - p[i + 2]
             for i in range(2)]
-    ex.emit("ConvTranspose", _ins(ex, node), [_out(ex, node)], strides=list(s), pads=list(p),
+    ex.emit("ConvTranspose", ex.ins(node), [ex.out(node)], strides=list(s), pads=list(p),
             dilations=list(d), group=a["groups"], kernel_shape=list(w.shape[2:]),
             output_padding=[a["shape"][2] - full[0], a["shape"][3] - full[1]])
 
@@ -412,54 +408,54 @@ def _conv2d_grad_input(ex: Exporter, node: ir.Node) -> None:
 def _conv2d_grad_weight(ex: Exporter, node: ir.Node) -> None:
     """A Conv of the input (batch and channels swapped) by the output gradient (likewise),
     its stride and dilation exchanged, cut to the kernel and swapped back."""
-    a, out = node.attrs, _out(ex, node)
+    a, out = node.attrs, ex.out(node)
     if a["groups"] != 1:
         raise OnnxExportError(f"%{node.name} (conv2d_grad_weight): groups={a['groups']} has "
                               "no exporter (groups=1 only)")
-    x, dy = _ins(ex, node)
+    x, dy = ex.ins(node)
     xt = ex.emit("Transpose", [x], hint=f"{out}.xt", perm=[1, 0, 2, 3])
     dyt = ex.emit("Transpose", [dy], hint=f"{out}.dyt", perm=[1, 0, 2, 3])
     c = ex.emit("Conv", [xt, dyt], hint=f"{out}.conv", strides=list(a["dilation"]),
                 dilations=list(a["stride"]), pads=list(a["pad"]))
-    k = ex.emit("Slice", [c, _ints(ex, [0, 0], f"{out}.zeros"),
-                          _ints(ex, a["kernel"], f"{out}.kernel"),
-                          _ints(ex, [2, 3], f"{out}.axes")], hint=f"{out}.cut")
+    k = ex.emit("Slice", [c, ex.ints([0, 0], f"{out}.zeros"),
+                          ex.ints(a["kernel"], f"{out}.kernel"),
+                          ex.ints([2, 3], f"{out}.axes")], hint=f"{out}.cut")
     ex.emit("Transpose", [k], [out], perm=[1, 0, 2, 3])
 
 
 @exporter("max_pool2d_grad", handles=("kernel", "stride", "pad", "dilation", "ceil_mode"))
 def _max_pool2d_grad(ex: Exporter, node: ir.Node) -> None:
     """MaxPool's indices (flat over the whole input) scatter dy into zeros."""
-    a, out = node.attrs, _out(ex, node)
+    a, out = node.attrs, ex.out(node)
     x, dy = node.inputs
     _, ind = ex.fresh(f"{out}.pool"), ex.fresh(f"{out}.ind")
     ex.emit("MaxPool", [ex.name(x)], [_, ind], kernel_shape=list(a["kernel"]),
             strides=list(a["stride"]), pads=list(a["pad"]), dilations=list(a["dilation"]),
             ceil_mode=int(a["ceil_mode"]))
-    flat = _ints(ex, [-1], f"{out}.flat")
+    flat = ex.ints([-1], f"{out}.flat")
     i = ex.emit("Reshape", [ind, flat], hint=f"{out}.i")
     d = ex.emit("Reshape", [ex.name(dy), flat], hint=f"{out}.d")
     zeros = ex.const(np.zeros(x.type.size, x.type.np_dtype), f"{out}.zeros")
     s = ex.emit("ScatterElements", [zeros, i, d], hint=f"{out}.s", axis=0, reduction="add")
-    ex.emit("Reshape", [s, _ints(ex, x.shape, f"{out}.shape")], [out])
+    ex.emit("Reshape", [s, ex.ints(x.shape, f"{out}.shape")], [out])
 
 
 @exporter("scatter_add", handles=("axis", "size"))
 def _scatter_add(ex: Exporter, node: ir.Node) -> None:
     """ScatterND with reduction add into zeros, the scattered axis moved to the front."""
     upd, idx = node.inputs
-    out, size = _out(ex, node), node.attrs["size"]
+    out, size = ex.out(node), node.attrs["size"]
     shape = node.output.shape
     a, k = node.attrs["axis"] % len(shape), idx.type.rank
     perm = [*range(a, a + k), *range(a), *range(a + k, upd.type.rank)]
     rows = ex.emit("Transpose", [ex.name(upd)], hint=f"{out}.t", perm=perm)
     rest = [*shape[:a], *shape[a + 1:]]
-    rows = ex.emit("Reshape", [rows, _ints(ex, [idx.type.size, *rest], f"{out}.rows")],
+    rows = ex.emit("Reshape", [rows, ex.ints([idx.type.size, *rest], f"{out}.rows")],
                    hint=f"{out}.u")
-    i = ex.emit("Reshape", [ex.name(idx), _ints(ex, [idx.type.size, 1], f"{out}.col")],
+    i = ex.emit("Reshape", [ex.name(idx), ex.ints([idx.type.size, 1], f"{out}.col")],
                 hint=f"{out}.i")
-    size_c = _scalar(ex, size, idx, f"{out}.size")
-    neg = ex.emit("Less", [i, _scalar(ex, 0, idx, f"{out}.zero")], hint=f"{out}.neg")
+    size_c = ex.scalar(size, idx, f"{out}.size")
+    neg = ex.emit("Less", [i, ex.scalar(0, idx, f"{out}.zero")], hint=f"{out}.neg")
     i = ex.emit("Where", [neg, ex.emit("Add", [i, size_c], hint=f"{out}.wrap"), i],
                 hint=f"{out}.idx")
     zeros = ex.const(np.zeros([size, *rest], upd.type.np_dtype), f"{out}.zeros")
@@ -473,4 +469,4 @@ def _dropout_seeded(ex: Exporter, node: ir.Node) -> None:
     if node.attrs["ratio"] > 0:
         raise OnnxExportError(f"%{node.name} (dropout_seeded): its mask comes from numpy's "
                               "generator, which onnxruntime cannot reproduce")
-    ex.emit("Identity", [ex.name(node.inputs[0])], [_out(ex, node)])
+    ex.emit("Identity", [ex.name(node.inputs[0])], [ex.out(node)])

@@ -2,7 +2,7 @@
 
     save_onnx(model, "model.onnx", example_inputs=(x,))
 
-Every registered operator has one exporter function (in compiler.onnx_exporters, registered
+Every registered operator has one exporter function (in export_ops.py, registered
 with `@exporter`) that writes the ONNX node(s) computing the same thing (default opset 18;
 17 to 21 work).
 The file runs in onnxruntime with the outputs the reference interpreter gives, which is
@@ -14,91 +14,15 @@ or with an attribute value its exporter does not translate, is refused with one
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 
 import ir
-from ir import LaminaError
 from ir.ops import registry
 from ir.ops.registry import attr_key
 
-DEFAULT_OPSET = 18
-
-
-class OnnxExportError(LaminaError):
-    """A graph that cannot be written as ONNX (names the nodes and operators)."""
-
-
-EXPORTERS: dict[str, tuple[Callable, tuple[str, ...]]] = {}
-
-
-def exporter(*ops: str, handles: tuple[str, ...]):
-    """Register the ONNX writer of registry operators `ops`. `handles` names the attributes
-    it translates; an attribute added to an operator later is refused by the export unless
-    it holds its default value, so a new meaning is never dropped silently."""
-
-    def deco(fn):
-        for op in ops:
-            EXPORTERS[op] = (fn, handles)
-        return fn
-
-    return deco
-
-
-class Exporter:
-    """Accumulates ONNX nodes and initialisers; names IR values by their IR names."""
-
-    def __init__(self, graph: ir.Graph, opset: int):
-        self.graph, self.opset = graph, opset
-        self.nodes: list = []
-        self.initializers: list = []
-        self.names: dict[int, str] = {}  # id(IR value) -> ONNX name, where it differs
-        self.taken: set[str] = {v.name for v in graph.values()}
-        self._weights: set[str] = set()
-
-    def name(self, v: ir.Value) -> str:
-        name = self.names.get(id(v), v.name)
-        if v.kind == "weight" and v.name not in self._weights and id(v) not in self.names:
-            self._weights.add(v.name)
-            self.initializers.append(_tensor(self.graph.weights[v.name], v.name))
-        return name
-
-    def fresh(self, hint: str) -> str:
-        name, k = hint, 0
-        while name in self.taken:
-            k += 1
-            name = f"{hint}_{k}"
-        self.taken.add(name)
-        return name
-
-    def const(self, array, hint: str) -> str:
-        """A new initialiser holding `array`; returns its name."""
-        name = self.fresh(hint)
-        self.initializers.append(_tensor(np.asarray(array), name))
-        return name
-
-    def emit(self, op_type: str, inputs, outputs=None, hint: str = "t", **attrs) -> str:
-        """Append one ONNX node; returns its (first) output name."""
-        import onnx
-
-        outputs = list(outputs) if outputs is not None else [self.fresh(hint)]
-        self.nodes.append(onnx.helper.make_node(op_type, list(inputs), outputs,
-                                                name=self.fresh(f"{outputs[0]}.{op_type}"),
-                                                **attrs))
-        return outputs[0]
-
-
-def _tensor(array: np.ndarray, name: str):
-    from onnx import numpy_helper
-
-    return numpy_helper.from_array(np.ascontiguousarray(array), name)
-
-
-def onnx_dtype(dtype) -> int:
-    import onnx
-
-    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+from . import export_ops  # noqa: F401  (the exporter functions register)
+from .emitter import DEFAULT_OPSET, EXPORTERS, Exporter, OnnxExportError, onnx_dtype
 
 
 # ---- the driver ----------------------------------------------------------------------------
@@ -143,7 +67,7 @@ def _graph(graph_or_model, example_inputs) -> ir.Graph:
         return graph_or_model
     if example_inputs is None:
         raise OnnxExportError("save_onnx of a model needs example_inputs to trace it with")
-    from .tracing import trace
+    from ..tracing import trace
 
     if not isinstance(example_inputs, (tuple, list)):
         example_inputs = (example_inputs,)
@@ -179,26 +103,3 @@ def _value_info(name: str, t: ir.TensorType):
     import onnx
 
     return onnx.helper.make_tensor_value_info(name, onnx_dtype(t.np_dtype), list(t.shape))
-
-
-# ---- helpers for exporters -----------------------------------------------------------------
-def _ins(ex: Exporter, node: ir.Node) -> list[str]:
-    return [ex.name(v) for v in node.inputs]
-
-
-def _out(ex: Exporter, node: ir.Node, i: int = 0) -> str:
-    return ex.name(node.outputs[i])
-
-
-def _scalar(ex: Exporter, value, like, hint: str) -> str:
-    """A 0-d initialiser of the dtype of `like` (an IR value or a numpy dtype)."""
-    dtype = like.type.np_dtype if isinstance(like, ir.Value) else like
-    return ex.const(np.asarray(value, dtype), hint)
-
-
-def _ints(ex: Exporter, values, hint: str) -> str:
-    return ex.const(np.asarray(list(values), np.int64), hint)
-
-
-# the exporter functions register when imported
-from . import onnx_exporters  # noqa: E402, F401

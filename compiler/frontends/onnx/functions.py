@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_import import OnnxNode
+from .builder import OnnxNode
 
 
 def function_body(proto, node: OnnxNode, env: dict, opset: int):

@@ -4,9 +4,9 @@
 
 The model is read with the `onnx` package (imported lazily: it is a test dependency, not a
 runtime one), then walked node by node in topological order. Each ONNX operator has one
-small function in the operator table (`compiler.onnx_ops` and the modules it loads), named
-like the operator, that builds registry operators through a `Builder`; an operator without
-one that ONNX defines as a function of others (Celu, GroupNormalization, Attention, ...) is
+small function in the operator table (`ops/`, by family), named like the operator, that
+builds registry operators through a `Builder`; an operator without one that ONNX defines as a
+function of others (Celu, GroupNormalization, Attention, ...) is
 expanded into that function and imported node by node, and an `If` whose condition is known
 is replaced by the branch it takes. Values whose contents are known at import time
 (initialisers, `Constant`, `Shape` of a statically shaped tensor, and everything computed
@@ -29,57 +29,27 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
 import ir
 from ir import LaminaError, TensorType
-from ir.ops import registry
-from ir.types import DTYPES, FLOATS, dtype_name
+from ir.tensor_type import dtype_name
 
-
-class OnnxImportError(LaminaError):
-    """An ONNX model that cannot be imported. `problems` lists (op_type, node, reason) for
-    every node at fault; `unsupported` only those that ask for something Lamina lacks."""
-
-    def __init__(self, message: str, problems=(), unsupported=()):
-        super().__init__(message)
-        self.problems: list[tuple[str, str, str]] = list(problems) or list(unsupported)
-        self.unsupported: list[tuple[str, str, str]] = list(unsupported)
-
-
-class OnnxImportWarning(UserWarning):
-    """Something in an ONNX model that was imported differently from how it was written
-    (training-mode operators compiled for inference)."""
-
-
-class Unsupported(Exception):
-    """Raised by an operator function: this node needs something the registry lacks."""
-
-
-class Decline(Unsupported):
-    """Raised by an operator function, before it builds anything, for a case it leaves to
-    the function ONNX defines the operator by (when there is one)."""
-
-
-@dataclass
-class OnnxNode:
-    """One ONNX node, its attributes decoded to Python values."""
-
-    op: str
-    name: str
-    inputs: list[str]
-    outputs: list[str]
-    attrs: dict
-    used: list[bool] = field(default_factory=list)  # which outputs anything reads
-
-    def get(self, key: str, default=None):
-        return self.attrs.get(key, default)
-
-    @property
-    def label(self) -> str:
-        return f"{self.op} '{self.name}'"
+from .builder import (
+    IR_DTYPES,
+    Builder,
+    Decline,
+    OnnxImportError,
+    OnnxImportWarning,
+    OnnxNode,
+    Unsupported,
+    np_dtype,
+    onnx_type_name,
+    read_array,
+)
+from .functions import function_body, has_function
+from .ops import HANDLERS
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -156,7 +126,7 @@ def _attrs(node) -> dict:
         elif a.type == onnx.AttributeProto.STRINGS:
             value = [v.decode("utf-8", "replace") for v in value]
         elif a.type == onnx.AttributeProto.TENSOR:
-            value = _array(value, f"{node.op_type} node '{node.name or node.op_type}' "
+            value = read_array(value, f"{node.op_type} node '{node.name or node.op_type}' "
                                   f"attribute '{a.name}', tensor")
         elif a.type in (onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS):
             value = list(value)
@@ -164,142 +134,6 @@ def _attrs(node) -> dict:
     return out
 
 
-def _array(tensor, what: str) -> np.ndarray:
-    from onnx import numpy_helper
-
-    try:
-        return np.asarray(numpy_helper.to_array(tensor))
-    except Exception as e:
-        raise OnnxImportError(f"cannot read {what} '{tensor.name}': {type(e).__name__}: "
-                              f"{e}") from None
-
-
-def np_dtype(elem_type: int) -> np.dtype | None:
-    """The numpy dtype of an ONNX element type, or None where numpy has none."""
-    import onnx
-
-    try:
-        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
-    except Exception:
-        return None
-
-
-def onnx_type_name(elem_type: int) -> str:
-    import onnx
-
-    try:
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
-    except ValueError:
-        return f"type {elem_type}"
-
-
-# ---- the builder operator functions use ------------------------------------------------------
-class Builder:
-    """Creates registry operators for one ONNX node at a time; folds what is constant."""
-
-    def __init__(self, graph: ir.Graph, opset: int):
-        self.graph, self.opset = graph, opset
-        self.node: OnnxNode | None = None
-        self.names: dict[int, str] = {}  # id(array) -> the ONNX name it came from
-        self._values: dict[int, ir.Value] = {}  # id(array) -> its graph value
-        self._keep: list[np.ndarray] = []  # arrays whose ids are keys above stay alive
-        self.training: list[tuple[str, str]] = []  # (node label, what was done instead)
-
-    @property
-    def base(self) -> str:
-        n = self.node
-        return (n.outputs[0] if n and n.outputs and n.outputs[0] else n.name if n else "") \
-            or "v"
-
-    def call(self, op: str, *inputs, **attrs):
-        """Apply registry operator `op`; with every input constant, evaluate it right now."""
-        if all(isinstance(x, np.ndarray) for x in inputs):
-            return self._fold(op, inputs, attrs)
-        values = [self.value(x) for x in inputs]
-        try:
-            node = self.graph.create_node(op, values, attrs, name=self.base)
-        except ir.ShapeError as e:
-            if "floating-point" in str(e) and any(v.dtype not in FLOATS for v in values):
-                dtypes = ", ".join(sorted({v.dtype for v in values}))
-                raise Unsupported(f"{op} on {dtypes} operands (it takes floats)") from None
-            raise
-        outs = node.outputs
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-    def _fold(self, op: str, arrays, attrs):
-        """Evaluate registry operator `op` on constants with its own numpy semantics."""
-        opdef = registry.get(op)
-        attrs = opdef.check_attrs(attrs, f"{op} (folding {self.node.label})")
-        types = None
-        foreign = any(a.dtype not in _IR_DTYPES for a in arrays)
-        if not foreign:
-            try:
-                types = opdef.infer_types([TensorType.of(a) for a in arrays], attrs)
-            except ir.ShapeError as e:
-                if "floating-point" not in str(e):
-                    raise
-                # integer shape arithmetic: numpy computes what the float-only operator would
-        try:
-            with np.errstate(all="ignore"):
-                out = opdef.compute(*arrays, **attrs)
-        except Exception:
-            if not foreign:
-                raise
-            dts = ", ".join(sorted({str(a.dtype) for a in arrays}))  # e.g. uint8, float16
-            raise Unsupported(f"{op} on {dts} tensors") from None
-        out = out if isinstance(out, tuple) else (out,)
-        if types is not None:
-            out = tuple(np.asarray(o, t.np_dtype).reshape(t.shape) for o, t in zip(out, types))
-        else:
-            out = tuple(np.asarray(o) for o in out)
-        source = next((self.names[id(a)] for a in arrays if id(a) in self.names), None)
-        if source is not None:  # a folded weight is named after what it was made from
-            for o in out:
-                self.names.setdefault(id(o), f"{source}.{op}")
-                self._keep.append(o)
-        return out[0] if len(out) == 1 else out
-
-    def value(self, x) -> ir.Value:
-        """The graph value of an operand: itself, or a constant turned into a weight (or a
-        `constant` node when it holds a single number)."""
-        if isinstance(x, ir.Value):
-            return x
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"not an operand: {x!r}")
-        key = id(x)
-        if key in self._values:
-            return self._values[key]
-        if x.dtype not in _IR_DTYPES:
-            raise Unsupported(f"a {x.dtype} tensor in the graph (Lamina has "
-                              f"{', '.join(DTYPES)})")
-        self._keep.append(x)
-        name = self.names.get(key) or f"{self.base}.const"
-        if x.size == 1 and (x.dtype.kind != "i" or abs(int(x.flat[0])) < 2**53):
-            v = self.graph.call("constant", value=float(x.flat[0]), shape=x.shape,
-                                dtype=dtype_name(x.dtype), name=name)
-        else:
-            v = self.graph.add_weight(self.graph.fresh_name(name), np.ascontiguousarray(x))
-        self._values[key] = v
-        return v
-
-    def const(self, x, what: str = "this input") -> np.ndarray:
-        """A constant operand's array, or Unsupported if it is only known at run time."""
-        if isinstance(x, np.ndarray):
-            return x
-        raise Unsupported(f"{what} is computed at run time; Lamina needs it constant")
-
-    def ints(self, x, what: str = "this input") -> list[int]:
-        return [int(v) for v in self.const(x, what).reshape(-1)]
-
-    def reshape(self, x, shape):
-        shape = tuple(int(d) for d in shape)
-        return x if tuple(x.shape) == shape else self.call("reshape", x, shape=shape)
-
-    def warn_training(self, what: str) -> None:
-        self.training.append((self.node.label, what))
-
-
-_IR_DTYPES = set(DTYPES.values())
 
 
 # ---- the walk ------------------------------------------------------------------------------
@@ -310,8 +144,6 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
     by input name; symbolic dimensions (a dynamic batch) take their sizes from it, and known
     dimensions must agree with it. Raises OnnxImportError listing every unsupported operator
     and where it occurs; warns (OnnxImportWarning) about training-mode operators."""
-    from . import onnx_ops
-
     proto, where = _read(model)
     if not proto.HasField("graph") or not proto.graph.output:
         raise OnnxImportError(f"{where}: the model has no graph outputs (an empty, corrupt or "
@@ -323,7 +155,7 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
     b = Builder(graph, opset)
     env: dict[str, object] = {"": None}
     for t in g.initializer:
-        env[t.name] = _array(t, "initialiser")
+        env[t.name] = read_array(t, "initialiser")
         b.names[id(env[t.name])] = t.name
     if g.sparse_initializer:
         raise OnnxImportError(f"{where}: sparse initialisers are not supported",
@@ -332,7 +164,7 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
     for inp, shape in _input_shapes(g, env, input_shapes, where):
         env[inp.name] = graph.add_input(graph.fresh_name(inp.name), shape)
     nodes = _live_nodes(g, env, where)
-    walk = _Walk(b, env, onnx_ops.HANDLERS)
+    walk = _Walk(b, env, HANDLERS)
     walk.nodes(nodes)
     unsupported, problems = walk.unsupported, walk.problems
     if unsupported or problems:
@@ -404,8 +236,6 @@ class _Walk:
     def expand(self, n, node: OnnxNode, label: str, inside: str, why: str) -> None:
         """Import the nodes of the function ONNX defines the operator by (`why` says what
         is unsupported when there is none)."""
-        from .onnx_functions import function_body
-
         body = function_body(n, node, self.env, self.b.opset)
         if body is None:
             self.unsupported.append((n.op_type, label, why))
@@ -432,7 +262,7 @@ class _Walk:
         for m in inner:
             read.update(m.input)
         for t in g.initializer:
-            self.env[t.name] = _array(t, "initialiser")
+            self.env[t.name] = read_array(t, "initialiser")
         self.nodes([(m, [o in read for o in m.output]) for m in inner],
                    f" (in the branch If '{node.name}' takes)")
         for out, res in zip(node.outputs, g.output):
@@ -458,11 +288,8 @@ def _reads(node) -> list[str]:
 
 def importable(op_type: str) -> bool:
     """Whether the importer maps `op_type` of the default domain: by its function in the
-    operator table (compiler.onnx_ops), through the function ONNX defines it by, or (If)
-    by inlining the branch a constant condition takes."""
-    from .onnx_functions import has_function
-    from .onnx_ops import HANDLERS
-
+    operator table (ops/), through the function ONNX defines it by, or (If) by inlining the
+    branch a constant condition takes."""
     return op_type in HANDLERS or op_type == "If" or has_function(op_type)
 
 
@@ -505,8 +332,7 @@ def _run(b: Builder, node: OnnxNode, env: dict, handler) -> None:
             outs[i] = np.asarray(outs[i])
         env[oname] = outs[i]
         if isinstance(outs[i], np.ndarray):
-            b.names.setdefault(id(outs[i]), oname)
-            b._keep.append(outs[i])
+            b.name_constant(outs[i], oname)
 
 
 def _input_shapes(g, env: dict, input_shapes, where: str):
@@ -533,7 +359,7 @@ def _input_shapes(g, env: dict, input_shapes, where: str):
             bad.append(f"input '{i.name}' is not a tensor")
             continue
         dt = np_dtype(tt.elem_type)
-        if dt is None or dt not in _IR_DTYPES:
+        if dt is None or dt not in IR_DTYPES:
             bad.append(f"input '{i.name}' has element type {onnx_type_name(tt.elem_type)}")
             continue
         dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")

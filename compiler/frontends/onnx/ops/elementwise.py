@@ -6,9 +6,10 @@ optional input), and returns the node's output(s). It builds registry operators 
 `b.call`, which evaluates them on the spot when every input is constant, so one function
 serves both the run-time graph and import-time constant folding. Operators without a
 registry counterpart (`Range`, `NonZero`, `Floor`, `Mod`, ...) only fold: they take their
-inputs with `b.const`, which raises `Unsupported` for a run-time value. Shape operators live
-in onnx_ops_shape, neural-network ones in onnx_ops_nn, Resize in onnx_resize and the
-recurrent ones in onnx_rnn.
+inputs with `b.const`, which raises `Unsupported` for a run-time value. This module holds the
+elementwise, logic, reduction and constant-making operators; shape operators live in
+shape.py, neural-network ones in nn.py, Resize in resize.py and the recurrent ones in
+rnn.py, the table itself in common.py.
 
 Attribute defaults and inputs-versus-attributes follow each operator's history: `b.opset`
 is the model's version of the default operator set.
@@ -20,43 +21,11 @@ import math
 
 import numpy as np
 
-from ir.types import DTYPES, dtype_name
+from ir.tensor_type import DTYPES, dtype_name
 
-from .onnx_import import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name
-
-HANDLERS: dict = {}
-
-
-def handler(fn):
-    """Register `fn` as the import of the ONNX operator it is named after."""
-    HANDLERS[fn.__name__] = fn
-    return fn
-
-
-def alias(name: str, fn) -> None:
-    HANDLERS[name] = fn
-
-
-def dtype(x) -> np.dtype:
-    """The numpy dtype of an operand (a graph value or a constant)."""
-    return x.dtype if isinstance(x, np.ndarray) else x.type.np_dtype
-
-
-def rank(x) -> int:
-    return len(x.shape)
-
-
-def like(x, value) -> np.ndarray:
-    """A 0-d constant of x's dtype."""
-    return np.asarray(value, dtype(x))
-
-
-def is_const(x) -> bool:
-    return isinstance(x, np.ndarray)
-
-
-def _axis(a: int, r: int) -> int:
-    return a + r if a < 0 else a
+from ..builder import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name
+from .common import alias, dtype, handler, is_const, like, norm_axis, rank
+from .resize import along
 
 
 # ---- constants and shapes (fold at import time) --------------------------------------------
@@ -82,7 +51,7 @@ def Shape(b: Builder, n: OnnxNode, x):
     dims = list(x.shape)
     r = len(dims)
     start, end = n.get("start", 0), n.get("end", r)
-    start, end = (min(max(_axis(v, r), 0), r) for v in (start, end))
+    start, end = (min(max(norm_axis(v, r), 0), r) for v in (start, end))
     return np.asarray(dims[start:end], np.int64)
 
 
@@ -256,7 +225,7 @@ def ArgMin(b: Builder, n: OnnxNode, x):
 
 
 def _arg(b, n, x, fn):
-    axis = _axis(n.get("axis", 0), rank(x))
+    axis = norm_axis(n.get("axis", 0), rank(x))
     keep, last = bool(n.get("keepdims", 1)), bool(n.get("select_last_index", 0))
     if is_const(x):
         idx = x.shape[axis] - 1 - fn(np.flip(x, axis), axis=axis) if last else fn(x, axis=axis)
@@ -362,7 +331,7 @@ def Clip(b: Builder, n: OnnxNode, x, lo=None, hi=None):
 def _legacy_broadcast(b: Builder, n: OnnxNode, x, y):
     """Opsets before 7 broadcast B against A from `axis` when asked (`broadcast=1`)."""
     if b.opset < 7 and n.get("broadcast", 0) and "axis" in n.attrs and rank(y) < rank(x):
-        axis = _axis(n.get("axis"), rank(x))
+        axis = norm_axis(n.get("axis"), rank(x))
         y = b.reshape(y, (*[1] * axis, *y.shape, *[1] * (rank(x) - axis - rank(y))))
     return x, y
 
@@ -408,7 +377,7 @@ for _name, _op in {"Sum": "add", "Max": "maximum", "Min": "minimum", "Mean": "ad
 @handler
 def CumSum(b: Builder, n: OnnxNode, x, axis):
     """A matmul by a constant triangle of ones along the axis."""
-    a = _axis(int(b.const(axis, "the axis").reshape(-1)[0]), rank(x))
+    a = norm_axis(int(b.const(axis, "the axis").reshape(-1)[0]), rank(x))
     d = x.shape[a]
     i, j = np.arange(d)[:, None], np.arange(d)[None, :]  # out index i, in index j
     exclusive, reverse = n.get("exclusive", 0), n.get("reverse", 0)
@@ -417,9 +386,7 @@ def CumSum(b: Builder, n: OnnxNode, x, axis):
         return np.moveaxis(np.moveaxis(x, a, -1) @ keep.T.astype(x.dtype), -1, a)
     if dtype(x).kind != "f":
         raise Unsupported(f"CumSum of {dtype(x)} values")
-    from .onnx_resize import _along
-
-    return _along(b, x, a, keep.astype(np.float64))
+    return along(b, x, a, keep.astype(np.float64))
 
 
 # ---- softmax -------------------------------------------------------------------------------
@@ -427,7 +394,7 @@ def _softmax(b: Builder, n: OnnxNode, x, op: str):
     r = rank(x)
     if b.opset >= 13:
         return b.call(op, x, axis=n.get("axis", -1))
-    axis = _axis(n.get("axis", 1), r)  # before 13: over all axes from `axis` on, as 2-D
+    axis = norm_axis(n.get("axis", 1), r)  # before 13: over all axes from `axis` on, as 2-D
     if axis == r - 1:
         return b.call(op, x, axis=-1)
     y = b.call(op, b.call("flatten", x, axis=axis), axis=-1)
@@ -439,11 +406,11 @@ def Hardmax(b: Builder, n: OnnxNode, x):
     """1 at the first maximum along the axis, 0 elsewhere."""
     r = rank(x)
     if b.opset < 13:  # over all axes from `axis` on, as 2-D (as Softmax was)
-        axis = _axis(n.get("axis", 1), r)
+        axis = norm_axis(n.get("axis", 1), r)
         if axis == r - 1:
             return _hardmax(b, x, axis)
         return b.reshape(_hardmax(b, b.call("flatten", x, axis=axis), 1), x.shape)
-    return _hardmax(b, x, _axis(n.get("axis", -1), r))
+    return _hardmax(b, x, norm_axis(n.get("axis", -1), r))
 
 
 def _hardmax(b: Builder, x, axis: int):
@@ -494,7 +461,7 @@ def _reduction(name: str, since: int, pre=None, op: str = "reduce_sum", post=Non
             return x
         axes, keepdims = spec
         if is_const(x) and name == "ReduceProd":
-            red = tuple(_axis(a, x.ndim) for a in axes) or None
+            red = tuple(norm_axis(a, x.ndim) for a in axes) or None
             return np.prod(x, axis=red, keepdims=keepdims).astype(x.dtype)
         if name == "ReduceProd":
             raise Unsupported("ReduceProd of a run-time value")
@@ -522,6 +489,3 @@ _reduction("ReduceL2", 18, pre=lambda b, x: b.call("mul", x, x),
            post=lambda b, y: b.call("sqrt", y))
 _reduction("ReduceLogSum", 18, post=lambda b, y: b.call("log", y))
 
-
-# the other parts of the table register when imported
-from . import onnx_ops_nn, onnx_ops_shape, onnx_resize, onnx_rnn  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""ONNX neural-network operators for the table in onnx_ops: linear algebra, convolution
+"""ONNX neural-network operators for the operator table: linear algebra, convolution
 (1-D and 2-D, transposed by decomposition), pooling and normalisation."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from .onnx_import import Builder, Decline, OnnxNode, Unsupported
-from .onnx_ops import _axis, dtype, handler, is_const, like, rank
+from ..builder import Builder, Decline, OnnxNode, Unsupported
+from .common import dtype, handler, is_const, like, norm_axis, rank
 
 
 # ---- linear algebra ------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def InstanceNormalization(b: Builder, n: OnnxNode, x, scale, bias):
 
 @handler
 def LayerNormalization(b: Builder, n: OnnxNode, x, scale, bias=None):
-    axis = _axis(n.get("axis", -1), rank(x))
+    axis = norm_axis(n.get("axis", -1), rank(x))
     eps = float(n.get("epsilon", 1e-5))
     norm = tuple(x.shape[axis:])
     params = []

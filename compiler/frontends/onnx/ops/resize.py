@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from .onnx_import import Builder, OnnxNode, Unsupported
-from .onnx_ops import _axis, dtype, handler, is_const, like, rank
+from ..builder import Builder, OnnxNode, Unsupported
+from .common import dtype, handler, is_const, like, norm_axis, rank
 
 
 def _source(mode: str, y, scale: float, size: int, out_float: float, out: int, roi):
@@ -117,7 +117,7 @@ def _simple_nearest(size: int, out: int, scale: float) -> np.ndarray:
     return np.clip(idx, 0, size - 1).astype(np.int64)
 
 
-def _along(b: Builder, x, axis: int, m: np.ndarray):
+def along(b: Builder, x, axis: int, m: np.ndarray):
     """y[..., o, ...] = sum_i m[o, i] x[..., i, ...] along `axis`."""
     r = rank(x)
     w = m.astype(dtype(x))
@@ -149,7 +149,7 @@ def _resize(b: Builder, n: OnnxNode, x, roi, scales, sizes, legacy: bool):
     r = rank(x)
     kind = {"bilinear": "linear"}.get(n.get("mode", "nearest"), n.get("mode", "nearest"))
     coord = "asymmetric" if legacy else n.get("coordinate_transformation_mode", "half_pixel")
-    axes = [_axis(a, r) for a in n.get("axes", range(r))]
+    axes = [norm_axis(a, r) for a in n.get("axes", range(r))]
     shape = list(x.shape)
     full_roi = [0.0] * r + [1.0] * r
     if roi is not None:
@@ -193,7 +193,7 @@ def _resize(b: Builder, n: OnnxNode, x, roi, scales, sizes, legacy: bool):
         elif dtype(y).kind != "f":
             raise Unsupported(f"{kind} resize of {dtype(y)} values")
         else:
-            y = _along(b, y, a, m)
+            y = along(b, y, a, m)
         if extra is not None and extra.any():
             mask = extra.reshape([out[a] if k == a else 1 for k in range(r)])
             y = b.call("where", mask, like(y, n.get("extrapolation_value", 0.0)), y)

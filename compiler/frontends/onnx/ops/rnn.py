@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_import import Builder, OnnxNode, Unsupported
-from .onnx_ops import handler, like
+from ..builder import Builder, OnnxNode, Unsupported
+from .common import handler, like
 
 
 def _activation(b: Builder, name: str, x, alpha, beta):

@@ -1,12 +1,12 @@
-"""ONNX shape operators (Reshape, Slice, Pad, Gather, ...) for the table in onnx_ops: each
+"""ONNX shape operators (Reshape, Slice, Pad, Gather, ...) for the operator table: each
 becomes registry shape operators, or folds when its input is constant."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .onnx_import import Builder, OnnxNode, Unsupported
-from .onnx_ops import _axis, handler, is_const, like, rank
+from ..builder import Builder, OnnxNode, Unsupported
+from .common import handler, is_const, like, norm_axis, rank
 
 
 # ---- shape operators -----------------------------------------------------------------------
@@ -20,7 +20,7 @@ def Reshape(b: Builder, n: OnnxNode, x, shape=None):
 
 @handler
 def Flatten(b: Builder, n: OnnxNode, x):
-    return b.call("flatten", x, axis=_axis(n.get("axis", 1), rank(x)))
+    return b.call("flatten", x, axis=norm_axis(n.get("axis", 1), rank(x)))
 
 
 @handler
@@ -35,7 +35,7 @@ def Squeeze(b: Builder, n: OnnxNode, x, axes=None):
     r = rank(x)
     if axes is None:
         axes = [i for i, d in enumerate(x.shape) if d == 1]
-    axes = {_axis(a, r) for a in axes}
+    axes = {norm_axis(a, r) for a in axes}
     if any(x.shape[a] != 1 for a in axes):
         raise ValueError(f"cannot squeeze axes {sorted(axes)} of shape {list(x.shape)}")
     return b.reshape(x, [d for i, d in enumerate(x.shape) if i not in axes])
@@ -45,7 +45,7 @@ def Squeeze(b: Builder, n: OnnxNode, x, axes=None):
 def Unsqueeze(b: Builder, n: OnnxNode, x, axes=None):
     axes = n.get("axes") if b.opset < 13 else b.ints(axes, "the axes")
     r = rank(x) + len(axes)
-    axes = sorted(_axis(a, r) for a in axes)
+    axes = sorted(norm_axis(a, r) for a in axes)
     shape = list(x.shape)
     for a in axes:
         shape.insert(a, 1)
@@ -60,7 +60,7 @@ def Concat(b: Builder, n: OnnxNode, *xs):
 
 @handler
 def Split(b: Builder, n: OnnxNode, x, split=None):
-    axis = _axis(n.get("axis", 0), rank(x))
+    axis = norm_axis(n.get("axis", 0), rank(x))
     size = x.shape[axis]
     sizes = n.get("split") if b.opset < 13 else (None if split is None else b.ints(split))
     if sizes is None:
@@ -93,7 +93,7 @@ def Slice(b: Builder, n: OnnxNode, x, starts=None, ends=None, axes=None, steps=N
         steps = b.ints(steps, "steps") if steps is not None else [1] * len(starts)
     out_s, out_e, out_a, out_st = [], [], [], []
     for s, e, a, st in zip(starts, ends, axes, steps):
-        a = _axis(a, r)
+        a = norm_axis(a, r)
         if st == 0:
             raise ValueError("slice step 0")
         s, e = onnx_slice(s, e, st, x.shape[a])
@@ -114,10 +114,10 @@ def GatherElements(b: Builder, n: OnnxNode, data, indices):
     """out[..., i_axis, ...] = data[..., indices[...], ...]: a one-hot mask over the axis
     picks one element per output, summed with zeros."""
     r = rank(data)
-    axis = _axis(n.get("axis", 0), r)
+    axis = norm_axis(n.get("axis", 0), r)
     if is_const(data) and is_const(indices):
         idx = np.where(indices < 0, indices + data.shape[axis], indices)
-        return np.take_along_axis(data, idx, axis)
+        return np.take_alongaxis(data, idx, axis)
     cut = [k for k in range(r) if k != axis and indices.shape[k] < data.shape[k]]
     if cut:  # indices may be smaller than data off the axis
         data = b.call("slice", data, starts=[0] * len(cut),
@@ -140,7 +140,7 @@ def Pad(b: Builder, n: OnnxNode, x, pads=None, value=None, axes=None):
         pads = b.ints(pads, "pads")
         fill = 0.0 if value is None else float(b.const(value, "the pad value").reshape(-1)[0])
     if axes is not None:
-        axes = [_axis(a, r) for a in b.ints(axes, "axes")]
+        axes = [norm_axis(a, r) for a in b.ints(axes, "axes")]
         full = [0] * (2 * r)
         for k, a in enumerate(axes):
             full[a], full[a + r] = pads[k], pads[k + len(axes)]
