@@ -22,8 +22,8 @@ class ReferenceModel:
     def __init__(self, graph: Graph):
         self.graph = graph
 
-    def __call__(self, *args):
-        out = run(self.graph, *args)
+    def __call__(self, *args, **keywords):
+        out = run(self.graph, *check_inputs(self.graph, args, keywords))
         return out[0] if len(out) == 1 else tuple(out)
 
     def __repr__(self):
@@ -38,10 +38,13 @@ def compile_graph(graph: Graph, **options) -> ReferenceModel:
     return ReferenceModel(graph)
 
 
-def check_inputs(g: Graph, args: Sequence) -> list[np.ndarray]:
+def check_inputs(g: Graph, args: Sequence, keywords: dict | None = None) -> list[np.ndarray]:
     """Arrays matching the graph's input types exactly, or InputError saying what was expected."""
+    sig = ", ".join(f"%{v.name}: {v.type}" for v in g.inputs)
+    if keywords:  # inputs are positional, in the graph's order
+        raise InputError(f"@{g.name} takes its inputs by position ({sig}), not by keyword: "
+                         f"got {', '.join(map(repr, keywords))}")
     if len(args) != len(g.inputs):
-        sig = ", ".join(f"%{v.name}: {v.type}" for v in g.inputs)
         raise InputError(f"@{g.name} takes {len(g.inputs)} input(s) ({sig}), got {len(args)}")
     out = []
     for v, a in zip(g.inputs, args):

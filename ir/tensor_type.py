@@ -19,8 +19,40 @@ DTYPES: dict[str, np.dtype] = {
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
 FLOATS = ("f32", "f64")
-MAX_DIM = 2**48  # bound on a dimension and an element count: byte sizes stay far from 2**63
+MAX_DIM = 2**48  # bound on a dimension: byte offsets stay far from 2**63
+# Bound on one tensor's bytes: beyond any one buffer a machine holds, so a huge declared size
+# (Expand to [2**40], Pad by 2**40) is refused by shape inference, naming the node, before
+# anything tries to allocate it. What a smaller machine cannot hold, the backend refuses.
+MAX_BYTES = 2**40
 INTS = ("i32", "i64")
+
+
+def format_bytes(n: int) -> str:
+    """A byte count for people: 512 bytes, 4 MiB, 1.5 GiB, 32 EiB, 2**124 bytes."""
+    if n >= 2**70:  # a product of huge dimensions: too large for a float
+        return f"2**{n.bit_length() - 1} bytes" if n & (n - 1) == 0 else \
+            f"over 2**{n.bit_length() - 1} bytes"
+    k = 0
+    while k < len(_UNITS) - 1 and n >= 1024 ** (k + 1):
+        k += 1
+    return f"{n} bytes" if k == 0 else f"{n / 1024**k:.3g} {_UNITS[k]}"
+
+
+_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def check_size(shape, itemsize: int, what: str = "shape") -> None:
+    """ShapeError for a shape no tensor may have: a negative or huge dimension, or more than
+    MAX_BYTES bytes with elements of `itemsize` bytes. Python integers: no overflow."""
+    shape = [int(d) for d in shape]
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"negative dimension in {what} {shape}")
+    nbytes = math.prod(shape) * itemsize
+    if nbytes > MAX_BYTES:
+        raise ShapeError(f"{what} {shape} is too large: {format_bytes(nbytes)}, more than the "
+                         f"{format_bytes(MAX_BYTES)} one tensor may hold")
+    if any(d >= MAX_DIM for d in shape):  # an empty tensor with a huge dimension
+        raise ShapeError(f"{what} {shape} is too large: each dimension must be below 2**48")
 
 
 def dtype_name(dtype) -> str:
@@ -40,12 +72,7 @@ class TensorType:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         if self.dtype not in DTYPES:
             raise ShapeError(f"unsupported dtype {self.dtype!r}; supported: {', '.join(DTYPES)}")
-        if any(d < 0 for d in self.shape):
-            raise ShapeError(f"negative dimension in shape {list(self.shape)}")
-        # sizes and byte offsets are int64 everywhere below (numpy, the LLVM backend)
-        if any(d >= MAX_DIM for d in self.shape) or math.prod(self.shape) >= MAX_DIM:
-            raise ShapeError(f"shape {list(self.shape)} is too large: every dimension and "
-                             f"the element count must be below 2**48")
+        check_size(self.shape, DTYPES[self.dtype].itemsize)
 
     @classmethod
     def of(cls, array) -> TensorType:

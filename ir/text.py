@@ -29,6 +29,11 @@ from .ops import registry
 from .tensor_type import DTYPES, TensorType
 
 # ---- parsing -------------------------------------------------------------------------------
+# The reader is recursive descent: a list inside a list costs 2 Python frames, a graph
+# attribute inside a node of a graph attribute about 6. Nesting beyond MAX_DEPTH is refused as
+# a parse error, which keeps the reader within ~400 frames, well inside the interpreter's
+# default limit of 1000 even when called from deep code (printed graphs nest 2 or 3 deep).
+MAX_DEPTH = 64
 _TOKEN = re.compile(
     r"""(?P<ws>\s+|\#[^\n]*)
       | (?P<ref>[%@][A-Za-z0-9_.]+)
@@ -55,6 +60,7 @@ class _Parser:
             pos = m.end()
         self.toks.append(("eof", "", len(text)))
         self.i = 0
+        self.depth = 0  # lists and graph attributes open around the current token
 
     def fail(self, msg: str, pos: int | None = None):
         if pos is None:
@@ -110,11 +116,17 @@ class _Parser:
         return int(text)
 
     def literal(self):
-        kind, text, _ = self.toks[self.i]
-        if self.accept("["):
-            return tuple(self.comma_list(self.literal, "]"))
-        if kind == "ident" and text == "graph":
-            return self.graph(None)  # a nested graph: the body of a fused operator
+        kind, text, pos = self.toks[self.i]
+        if text == "[" or (kind == "ident" and text == "graph"):
+            if self.depth == MAX_DEPTH:
+                self.fail(f"attribute values nested more than {MAX_DEPTH} deep", pos)
+            self.depth += 1  # a failure ends the parse: no need to restore it on the way out
+            if self.accept("["):
+                value = tuple(self.comma_list(self.literal, "]"))
+            else:
+                value = self.graph(None)  # a nested graph: the body of a fused operator
+            self.depth -= 1
+            return value
         self.i += 1
         if kind == "num":
             return float(text) if re.search(r"[.eEna]", text) else int(text)

@@ -4,7 +4,9 @@ A compiled model's native code depends only on its unoptimised LLVM module (whic
 the graph's structure, shapes, attributes and FP mode, never weight values: weights are
 pointers) and on the target (CPU, features, LLVM version). On a hit the optimisation
 pipeline and code generation are skipped: MCJIT takes the stored object. Entries live in a
-small in-process LRU table and, when a directory is given, in files there
+small in-process LRU table (at most MEMORY_ENTRIES entries and MEMORY_BYTES bytes, so
+compiling many models does not grow the process without end) and, when a directory is
+given, in files there
 (<sha256>.o and <sha256>.ll, the optimised IR shown as `llvm_ir`).
 
 Loading object code runs it, so the disk cache trusts only what this user wrote: the
@@ -38,7 +40,10 @@ import llvmlite.binding as llvm
 from ir import LaminaError
 
 ENTRY = "lamina_main"
+# The in-process table is bounded both ways: a few big models' optimised IR text alone can
+# run to megabytes each, so a count alone would let it hold hundreds of them.
 MEMORY_ENTRIES = 64
+MEMORY_BYTES = 32 << 20
 _memory: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
 _memory_lock = threading.Lock()  # models may be compiled from several threads at once
 
@@ -189,11 +194,18 @@ def put(k: str, obj: bytes, optimized: str, directory: str | os.PathLike | None)
 
 
 def _remember(k: str, entry: tuple[bytes, str]) -> None:
+    if _size(entry) > MEMORY_BYTES:
+        return  # would evict everything else and still not fit
     with _memory_lock:
         _memory[k] = entry
         _memory.move_to_end(k)
-        while len(_memory) > MEMORY_ENTRIES:
-            _memory.popitem(last=False)
+        total = sum(map(_size, _memory.values()))
+        while len(_memory) > MEMORY_ENTRIES or total > MEMORY_BYTES:
+            total -= _size(_memory.popitem(last=False)[1])
+
+
+def _size(entry: tuple[bytes, str]) -> int:
+    return len(entry[0]) + len(entry[1])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

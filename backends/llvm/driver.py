@@ -14,11 +14,14 @@ or through the thread pool) and returns 0, or the code of a runtime error.
 from __future__ import annotations
 
 import os
+import resource
 
 import llvmlite.binding as llvm
 from llvmlite import ir as llir
 
 import ir
+from ir.errors import OptionError, OptionTypeError
+from ir.tensor_type import format_bytes
 
 # The one memory planner is an analysis over the IR that lives with the passes (`lamina dump`
 # summarises the same plan); this is the backend's only import from `passes`.
@@ -26,9 +29,9 @@ from passes.plan_memory import MemoryPlan, aligned, plan_memory
 
 from . import cache, runtime
 from .builder import I8, I32, I64, PTR, VOID, KBuilder
-from .codegen import Codegen
+from .codegen import Codegen, optimize
 from .kernel import Buf, Kernel, Phase
-from .model import CompiledModel
+from .model import CompiledModel, NativeCode
 from .registry import LOWERINGS, check_lowerable
 from .target import Target, host_target
 
@@ -43,12 +46,17 @@ def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math:
                   cache_dir: str | os.PathLike | None = None) -> CompiledModel:
     """Compile `graph` to native code for this CPU.
 
-    num_threads: threads a call may use (default os.cpu_count(); 1 runs on the calling
+    num_threads: threads a call may use (default runtime.default_threads(); 1 runs on the calling
     thread only). Results are identical for every thread count: work is split only over
     independent outputs. fast_math: allow LLVM's fast-math flags (reassociation, no NaN/Inf
     guarantees); strict IEEE semantics otherwise. target_features: narrow the host CPU's
     features, e.g. "avx2" or "sse" (see target.py). cache_dir: also keep compiled object
     code in this directory (it is always kept in memory for the process; see cache.py)."""
+    # options first, each named (a truthy fast_math="no" must not turn fast math on)
+    if not isinstance(graph, ir.Graph):
+        raise OptionTypeError(f"compile_graph takes an ir.Graph, got {type(graph).__name__}")
+    if not isinstance(fast_math, bool):
+        raise OptionTypeError(f"fast_math must be True or False, got {fast_math!r}")
     ir.verify(graph)
     check_lowerable(graph)
     for name in graph.params:
@@ -58,21 +66,65 @@ def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math:
     target = host_target(target_features)
     cg = Codegen(graph.name, target, fast_math, threads)
     plan = plan_memory(graph)
+    _check_memory(graph, plan.arena_bytes)  # before lowerings build tables of these sizes
     entry = EntryBuilder(cg, graph, plan)
     entry.build()
+    _check_memory(graph, entry.arena_bytes)  # scratch included, before the arena exists
     header = _header(cg, graph)
-    engine, optimized = jit(header + str(cg.module), target, cache_dir)
+    code, optimized = jit(header + str(cg.module), target, cache_dir)
     optimized = header + optimized
     if threads > 1:
         runtime.ensure_workers(threads - 1)
-    return CompiledModel(graph, engine, optimized, target, cg, entry.arena_bytes)
+    return CompiledModel(graph, code, optimized, target, cg, entry.arena_bytes)
+
+
+class MemoryLimitError(ir.LaminaError, MemoryError):
+    """A model whose buffers cannot fit in this machine's memory, refused before any of them
+    is allocated. A MemoryError too, as the failed allocation would have been."""
+
+
+def machine_memory() -> int:
+    """The bytes this process may hope to allocate: physical memory, or less where an
+    address-space limit or a cgroup (container) limit says so. Total, not what is free right
+    now, so whether a model compiles does not depend on the moment."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    for kind in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+        soft = resource.getrlimit(kind)[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:  # the container's own cgroup (v2, v1) where it is mounted at the root
+            with open(path) as f:
+                limits.append(int(f.read()))
+        except (OSError, ValueError):  # no such file, or "max": no limit
+            pass
+    return min(limits)
+
+
+def _check_memory(graph: ir.Graph, arena_bytes: int) -> None:
+    """Refuse a model that one call could not hold: its arena and outputs together, or any one
+    tensor, larger than the machine's memory (the IR only bounds a tensor at 1 TiB)."""
+    limit = machine_memory()
+    need = arena_bytes + sum(v.type.nbytes for v in graph.outputs)
+    big = max(graph.values(), key=lambda v: v.type.nbytes, default=None)
+    if need <= limit and (big is None or big.type.nbytes <= limit):
+        return
+    op = f" ({big.node.op})" if big.node is not None else ""
+    raise MemoryLimitError(
+        f"@{graph.name} needs {format_bytes(need)} for one call (arena "
+        f"{format_bytes(arena_bytes)}, outputs {format_bytes(need - arena_bytes)}); its largest "
+        f"tensor is {big.ref}{op}: {big.type}, {format_bytes(big.type.nbytes)}; this machine "
+        f"has {format_bytes(limit)} of memory")
 
 
 def _threads(num_threads) -> int:
     if num_threads is None:
-        return os.cpu_count() or 1
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ir.LaminaError(f"num_threads must be a positive integer, got {num_threads!r}")
+        return runtime.default_threads()  # affinity, cgroup quota, $LAMINA_NUM_THREADS
+    limit = runtime.MAX_WORKERS + 1  # the pool's size; more would only multiply scratch
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) \
+            or not 1 <= num_threads <= limit:
+        raise OptionError(f"num_threads must be an integer from 1 to {limit}, got "
+                          f"{num_threads!r}")
     return num_threads
 
 
@@ -84,28 +136,33 @@ def _header(cg: Codegen, graph: ir.Graph) -> str:
 
 
 def jit(text: str, target: Target, cache_dir=None):
-    """Parse, verify, optimise (new pass manager, O3) and JIT a module; returns the engine
-    and the optimised IR text. Cached object code skips optimisation and codegen."""
+    """Parse, verify, optimise (new pass manager, O3) and JIT a module; returns the native
+    code (engine and context) and the optimised IR text. Cached object code skips
+    optimisation and codegen."""
     k = cache.key(text, target)
     hit = cache.get(k, cache_dir)
-    mod = llvm.parse_assembly(text)
-    mod.verify()
-    if hit is None:
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pto.loop_unrolling = True
-        pb = llvm.create_pass_builder(target.machine, pto)
-        pb.getModulePassManager().run(mod, pb)
-    optimized = hit[1] if hit else str(mod)
-    engine = llvm.create_mcjit_compiler(mod, target.new_machine())
+    # a context per model, freed with it: the global one would keep every model's types
+    # and constants for the life of the process
+    code = NativeCode(llvm.create_context())
+    mod = llvm.parse_assembly(text, code.context)
     compiled: list[bytes] = []
-    engine.set_object_cache(lambda m, obj: compiled.append(obj),
-                            lambda m: hit[0] if hit else None)
-    engine.finalize_object()
+    try:
+        mod.verify()
+        if hit is None:
+            optimize(mod, target.machine, speed_level=3, loop_vectorization=True,
+                     slp_vectorization=True, loop_unrolling=True)
+        optimized = hit[1] if hit else str(mod)
+        code.engine = llvm.create_mcjit_compiler(mod, target.new_machine())  # owns mod
+        code.engine.set_object_cache(lambda m, obj: compiled.append(obj),
+                                     lambda m: hit[0] if hit else None)
+        code.engine.finalize_object()
+    except BaseException:
+        mod.close()  # before its context (a no-op once the engine owns it)
+        code.close()
+        raise
     if hit is None and compiled:
         cache.put(k, compiled[0], optimized, cache_dir)
-    return engine, optimized
+    return code, optimized
 
 
 class EntryBuilder:

@@ -8,7 +8,9 @@ The arena is shared by calls, so calls on one model are serialised by a lock.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import sys
 import threading
 
 import llvmlite.binding as llvm
@@ -17,7 +19,28 @@ import numpy as np
 import ir
 from backends.reference import check_inputs
 
+from . import runtime
+
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class NativeCode:
+    """A model's MCJIT engine and the LLVM context its module lives in (one context per
+    model, so nothing of it outlives the model). Freed together, engine first: the engine
+    owns the module, and the module must go before its context."""
+
+    def __init__(self, context: llvm.ContextRef):
+        self.context = context
+        self.engine: llvm.ExecutionEngine | None = None
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        self.context.close()
+
+    def __del__(self):
+        if not sys.is_finalizing():  # as llvmlite's own objects, leave the rest to exit
+            self.close()
 
 
 class CompiledModel:
@@ -39,16 +62,17 @@ class CompiledModel:
 
     backend = "llvm"
 
-    def __init__(self, graph: ir.Graph, engine, llvm_ir: str, target, cg, arena_bytes: int):
+    def __init__(self, graph: ir.Graph, code: NativeCode, llvm_ir: str, target, cg,
+                 arena_bytes: int):
         self.graph = graph
         self.llvm_ir = llvm_ir
         self.target = target
         self.fp_mode = cg.fp_mode
         self.num_threads = cg.num_threads
         self.arena_bytes = arena_bytes
-        self._engine = engine
+        self._code = code  # freed with the model
         self._errors = list(cg.errors)
-        entry = engine.get_function_address("lamina_main")
+        entry = code.engine.get_function_address("lamina_main")
         if not entry:  # calling it would jump to address 0
             raise ir.LaminaError("the compiled code has no entry point lamina_main")
         self._fn = _ENTRY(entry)
@@ -65,8 +89,8 @@ class CompiledModel:
         self._lock = threading.Lock()
         self._asm: str | None = None
 
-    def __call__(self, *args):
-        arrays = check_inputs(self.graph, args)
+    def __call__(self, *args, **kwargs):
+        arrays = check_inputs(self.graph, args, kwargs)
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
         with self._lock:
             io = self._io
@@ -100,8 +124,8 @@ class CompiledModel:
         if self._asm is None:
             header = "".join(line.replace(";", "#", 1) + "\n" for line in
                              self.llvm_ir.splitlines()[:3])
-            mod = llvm.parse_assembly(self.llvm_ir)
-            self._asm = header + self.target.machine.emit_assembly(mod)
+            with _parsed(self.llvm_ir) as (mod, _):
+                self._asm = header + self.target.machine.emit_assembly(mod)
         return self._asm
 
     @property
@@ -112,12 +136,22 @@ class CompiledModel:
 
     def emit_object(self) -> bytes:
         """A position-independent ELF object of the optimised module, for use without the
-        JIT (see compiler/export.py for the C header that describes lamina_main)."""
+        JIT (compiler/tools/aot.py writes the C header that describes lamina_main). A model
+        compiled for several threads calls the thread pool, so the pool's code is linked
+        into the same object: it needs only libc, libm and libpthread to link."""
         target = llvm.Target.from_triple(llvm.get_process_triple())
         machine = target.create_target_machine(cpu=self.target.cpu,
                                                features=self.target.features, opt=3,
                                                reloc="pic", codemodel="default")
-        return machine.emit_object(llvm.parse_assembly(self.llvm_ir))
+        with _parsed(self.llvm_ir) as (mod, context):
+            if self.calls_thread_pool:
+                runtime.link_into(mod, context, machine)
+            return machine.emit_object(mod)
+
+    @property
+    def calls_thread_pool(self) -> bool:
+        """Whether the code calls the thread pool (some phase runs in parallel)."""
+        return f"@{runtime.PFOR_NAME}(" in self.llvm_ir
 
     def arena_canary_intact(self) -> bool:
         """Whether the bytes after the arena still hold their fill (no kernel overran it)."""
@@ -160,6 +194,20 @@ class CompiledModel:
     def __repr__(self) -> str:
         return (f"<compiled @{self.graph.name} on llvm: {self.target.describe()}, "
                 f"{self.fp_mode} fp, {self.num_threads} thread(s)>")
+
+
+@contextlib.contextmanager
+def _parsed(text: str):
+    """(module, its context) parsed from `text` in a fresh context, both freed on exit."""
+    context = llvm.create_context()
+    try:
+        mod = llvm.parse_assembly(text, context)
+        try:
+            yield mod, context
+        finally:
+            mod.close()
+    finally:
+        context.close()
 
 
 CANARY = 256  # bytes after the arena that the code must never touch (tests check them)

@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
+import os
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 
 import llvmlite.binding as llvm
 from llvmlite import ir as llir
 
+from ir.errors import OptionError
+
 from .builder import I32, I64, PTR, VOID, KBuilder, declare
+from .codegen import optimize
 from .target import host_target
 
 MAX_WORKERS = 255  # participants must fit the futex word's low byte
@@ -45,6 +52,96 @@ _create_lock = threading.Lock()  # guards _instance: exactly one runtime per pro
 _instance: _Runtime | None = None
 
 
+# ---- how many threads by default --------------------------------------------------------------
+ENV_THREADS = "LAMINA_NUM_THREADS"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+_V1_CPU = ("cpu", "cpu,cpuacct", "cpuacct,cpu")  # where cgroup v1 mounts the cpu controller
+
+
+def default_threads(environ: Mapping[str, str] | None = None, cgroup_root=CGROUP_ROOT,
+                    proc_cgroup=PROC_CGROUP) -> int:
+    """Threads a model uses when `num_threads` is not given: $LAMINA_NUM_THREADS if set (a
+    whole number from 1 to MAX_WORKERS + 1, else OptionError), otherwise the CPUs this
+    process may run on (its affinity mask, not the machine's count) capped by its cgroup's
+    CPU quota, rounded up: a container given 2 CPUs of a 64-core host gets 2 threads, not
+    64 that would take turns. The paths are parameters so tests can fake them."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(ENV_THREADS)
+    if text is not None:
+        return _env_threads(text)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = cpus or os.cpu_count() or 1
+    quota = cgroup_cpu_limit(Path(cgroup_root), Path(proc_cgroup))
+    return max(1, min(cpus, quota if quota is not None else cpus))
+
+
+def _env_threads(text: str) -> int:
+    limit = MAX_WORKERS + 1
+    value = int(text) if text.strip().isdigit() else 0
+    if not 1 <= value <= limit:
+        raise OptionError(f"{ENV_THREADS} must be a whole number from 1 to {limit} (threads "
+                          f"a compiled model uses), got {text!r}")
+    return value
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
+    """The tightest CPU quota (in CPUs, rounded up, at least 1) of this process's cgroup and
+    its ancestors: cgroup v2's cpu.max ("QUOTA PERIOD" or "max PERIOD") and cgroup v1's
+    cpu.cfs_quota_us / cpu.cfs_period_us (-1: none). None when there is no quota or no
+    cgroup file system; an unreadable or malformed file counts as no quota."""
+    limits = [q for d in _cgroup_dirs(root, proc_cgroup) if (q := _quota(d)) is not None]
+    return min(limits) if limits else None
+
+
+def _cgroup_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
+    """Directories that may hold this process's CPU quota: its own cgroup under each mount
+    point (v2, and v1's cpu controller) and every ancestor up to that mount point. In a
+    container the mount point usually is the container's own cgroup already."""
+    own = _own_cgroups(root, proc_cgroup)
+    dirs = []
+    for mount in (root, *(root / name for name in _V1_CPU)):
+        d = mount / own.get(mount, "").strip("/")
+        dirs += [p for p in (d, *d.parents) if p == mount or mount in p.parents]
+    return dirs
+
+
+def _own_cgroups(root: Path, proc_cgroup: Path) -> dict[Path, str]:
+    """Mount point -> this process's cgroup path under it, from /proc/self/cgroup's lines
+    "ID:CONTROLLERS:PATH" (cgroup v2's line has no controllers)."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return {}
+    own = {}
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if not parts[1]:
+            own[root] = parts[2]
+        elif "cpu" in parts[1].split(","):
+            own.update({root / name: parts[2] for name in _V1_CPU})
+    return own
+
+
+def _quota(d: Path) -> int | None:
+    try:
+        if (d / "cpu.max").is_file():
+            quota, period = (d / "cpu.max").read_text().split()[:2]
+        elif (d / "cpu.cfs_quota_us").is_file():
+            quota = (d / "cpu.cfs_quota_us").read_text().strip()
+            period = (d / "cpu.cfs_period_us").read_text().strip()
+        else:
+            return None
+        if quota == "max" or int(quota) <= 0 or int(period) <= 0:
+            return None
+        return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+# ---- the pool -----------------------------------------------------------------------------
 def declare_parallel_for(module: llir.Module) -> llir.Function:
     """The pool's entry in a model's module (resolved to the runtime by symbol)."""
     _runtime()
@@ -61,11 +158,9 @@ def ensure_workers(n: int) -> None:
 class _Runtime:
     def __init__(self):
         target = host_target()
-        mod = llvm.parse_assembly(str(_build_module()))
+        mod = llvm.parse_assembly(_module_text())
         mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=2)
-        pb = llvm.create_pass_builder(target.machine, pto)
-        pb.getModulePassManager().run(mod, pb)
+        optimize(mod, target.machine, speed_level=2)
         self.engine = llvm.create_mcjit_compiler(mod, target.new_machine())
         self.engine.finalize_object()
         addr = self.engine.get_function_address
@@ -83,6 +178,25 @@ def _runtime() -> _Runtime:
         if _instance is None:
             _instance = _Runtime()
         return _instance
+
+
+def link_into(mod: llvm.ModuleRef, context: llvm.ContextRef,
+              machine: llvm.TargetMachine) -> None:
+    """Link the pool's code into `mod` (which lives in `context`), optimised for `machine`:
+    an ahead-of-time object of a multi-threaded model then needs only libc and libpthread.
+    In a C program nobody grows the pool, so lamina_parallel_for runs every task on the
+    calling thread until `lamina_pool_grow(n)` starts n workers; `lamina_pool_stop()` joins
+    them (the header aot.py writes says so)."""
+    rt = llvm.parse_assembly(_module_text(), context)
+    rt.data_layout = mod.data_layout
+    rt.verify()
+    optimize(rt, machine, speed_level=2)
+    mod.link_in(rt)  # consumes rt
+
+
+@functools.cache
+def _module_text() -> str:
+    return str(_build_module())
 
 
 # ---- the IR ---------------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """num_threads: results are identical for every thread count (work is split only over
 independent outputs), and big phases really go through the thread pool."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -59,12 +57,6 @@ def test_repeated_parallel_calls_are_stable(cnn):
     for _ in range(20):
         for a, b in zip(first, model(x)):
             np.testing.assert_array_equal(a, b)
-
-
-def test_default_is_cpu_count():
-    g = Graph()
-    g.outputs = [g.call("relu", g.add_input("x", TensorType((3,))))]
-    assert llvm.compile_graph(g).num_threads == (os.cpu_count() or 1)
 
 
 def test_one_thread_never_calls_the_pool(cnn):
