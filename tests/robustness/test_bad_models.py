@@ -44,6 +44,8 @@ def _graph_text(line: str, sig: str = "%x: f32[2,3]", ret: str = "f32[2,3]") -> 
     (_graph_text("%y: f32[2,3] = pad(%x) {mode=\"edge\", pads=[0,2,0,-5]}"),
      ["%y (pad)", "crop more than axis 1"]),
     (_graph_text("%y: f32[2,3] = relu(%x)", sig="%x: f16[2,3]"), ["unknown dtype 'f16'"]),
+    (_graph_text("%y: f32[2,3] = relu(%x)", sig="%x: f32[1099511627776]"),
+     ["line 1", "4 TiB", "more than the 1 TiB"]),
 ])
 def test_ir_text(text, fragments):
     _raises(lambda: ir.parse(text), *fragments, cls=ir.ParseError)
@@ -93,6 +95,9 @@ def test_broken_graphs_are_refused_at_every_door(build, fragments, door):
 @pytest.mark.parametrize("make, fragments", [
     (lambda: TensorType((2, -1)), ["negative dimension"]),
     (lambda: TensorType((2**48, 2)), ["too large"]),
+    (lambda: TensorType((2**40,)), ["[1099511627776] is too large: 4 TiB"]),
+    (lambda: TensorType((2**37, 9), "bool"), ["1.12 TiB"]),
+    (lambda: TensorType((0, 2**48)), ["below 2**48"]),  # empty, yet no offset fits
     (lambda: TensorType((3,), "f16"), ["unsupported dtype 'f16'"]),
     (lambda: Graph().add_weight("w", np.ones(3, np.complex64)), ["unsupported dtype"]),
 ])

@@ -2,10 +2,10 @@
 and `save_onnx` (exporter.py, with one function per registry operator in export_ops.py).
 The `onnx` package is imported only when a model is read or written."""
 
-from .builder import OnnxImportError, OnnxImportWarning
+from .builder import OnnxImportError, OnnxImportWarning, OnnxOpsetWarning
 from .emitter import OnnxExportError
 from .exporter import save_onnx
 from .importer import importable, load_onnx
 
-__all__ = ["OnnxExportError", "OnnxImportError", "OnnxImportWarning", "importable",
-           "load_onnx", "save_onnx"]
+__all__ = ["OnnxExportError", "OnnxImportError", "OnnxImportWarning", "OnnxOpsetWarning",
+           "importable", "load_onnx", "save_onnx"]

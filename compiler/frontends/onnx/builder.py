@@ -3,19 +3,29 @@ at a time, folding what is constant), the decoded OnnxNode, and the import's err
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import ir
 from ir import LaminaError, TensorType
+from ir.errors import LaminaWarning
 from ir.ops import registry
-from ir.tensor_type import DTYPES, FLOATS, dtype_name
+from ir.tensor_type import DTYPES, FLOATS, check_size, dtype_name, format_bytes
 
 IR_DTYPES = set(DTYPES.values())  # the numpy dtypes Lamina's tensors can have
+# The most the importer computes at import time for one tensor (folding constants): a file
+# declares sizes in a few bytes, so more is left to run time or, where only a constant will
+# do, refused before numpy is asked for the memory. As large as an ONNX file's own limit.
+# In all, folds that can outgrow their inputs (broadcasts, pads, ConstantOfShape, ...) may
+# compute FOLD_BYTES more than FOLD_SHARE times the tensors the file holds (its weights,
+# transposed or cast, stay within that), so many large folds cannot add up either.
+FOLD_BYTES = 2**31
+FOLD_SHARE = 4
 
 
-class OnnxImportError(LaminaError):
+class OnnxImportError(LaminaError, ValueError):
     """An ONNX model that cannot be imported. `problems` lists (op_type, node, reason) for
     every node at fault; `unsupported` only those that ask for something Lamina lacks."""
 
@@ -25,9 +35,15 @@ class OnnxImportError(LaminaError):
         self.unsupported: list[tuple[str, str, str]] = list(unsupported)
 
 
-class OnnxImportWarning(UserWarning):
+class OnnxImportWarning(LaminaWarning):
     """Something in an ONNX model that was imported differently from how it was written
     (training-mode operators compiled for inference)."""
+
+
+class OnnxOpsetWarning(LaminaWarning):
+    """A model whose opset is newer than the ones Lamina's operator table follows: it is
+    imported as written, but operators changed since then are read by their older
+    definitions. (Not an OnnxImportWarning: nothing was imported differently.)"""
 
 
 class Unsupported(Exception):
@@ -61,6 +77,10 @@ class OnnxNode:
 def read_array(tensor, what: str) -> np.ndarray:
     from onnx import numpy_helper
 
+    bad = [d for d in tensor.dims if d < 0]
+    if bad:  # numpy would read -1 as "whatever the data holds"
+        raise OnnxImportError(f"cannot read {what} '{tensor.name}': dimension {bad[0]} in its "
+                              f"shape {list(tensor.dims)}")
     try:
         return np.asarray(numpy_helper.to_array(tensor))
     except Exception as e:
@@ -98,6 +118,8 @@ class Builder:
         self._values: dict[int, ir.Value] = {}  # id(array) -> its graph value
         self._keep: list[np.ndarray] = []  # arrays whose ids are keys above stay alive
         self.training: list[tuple[str, str]] = []  # (node label, what was done instead)
+        self.file_bytes = 0  # bytes of the tensors the model file holds
+        self.computed = 0  # bytes computed at import by folds (see FOLD_BYTES)
 
     def name_constant(self, array: np.ndarray, name: str) -> None:
         """Remember that `array` holds the ONNX tensor `name` (a folded weight is named
@@ -127,7 +149,8 @@ class Builder:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _fold(self, op: str, arrays, attrs):
-        """Evaluate registry operator `op` on constants with its own numpy semantics."""
+        """Evaluate registry operator `op` on constants with its own numpy semantics; a
+        result of more than FOLD_BYTES is left to run time instead."""
         opdef = registry.get(op)
         attrs = opdef.check_attrs(attrs, f"{op} (folding {self.node.label})")
         types = None
@@ -139,6 +162,12 @@ class Builder:
                 if "floating-point" not in str(e):
                     raise
                 # integer shape arithmetic: numpy computes what the float-only operator would
+            if types is not None and sum(t.nbytes for t in types) > FOLD_BYTES:
+                node = self.graph.create_node(op, [self.value(a) for a in arrays], attrs,
+                                              name=self.base, types=types)
+                return node.outputs[0] if len(types) == 1 else tuple(node.outputs)
+            if types is not None:
+                self._charge(sum(t.nbytes for t in types), f"{op} (folding {self.node.label})")
         try:
             with np.errstate(all="ignore"):
                 out = opdef.compute(*arrays, **attrs)
@@ -190,6 +219,33 @@ class Builder:
 
     def ints(self, x, what: str = "this input") -> list[int]:
         return [int(v) for v in self.const(x, what).reshape(-1)]
+
+    def sized(self, shape, dtype, what: str = "the output") -> list[int]:
+        """`shape`, checked before a constant of that shape and dtype is computed at import
+        time: a negative or huge dimension, or more than FOLD_BYTES, is refused with the
+        size."""
+        shape = [int(d) for d in shape]
+        itemsize = np.dtype(dtype).itemsize
+        check_size(shape, itemsize, f"{what} shape")
+        nbytes = math.prod(shape) * itemsize
+        if nbytes > FOLD_BYTES:
+            raise ir.ShapeError(f"{what} shape {shape} of {np.dtype(dtype)} would take "
+                                f"{format_bytes(nbytes)}; the importer computes at most "
+                                f"{format_bytes(FOLD_BYTES)} of constants at import time")
+        self._charge(nbytes, what)
+        return shape
+
+    def _charge(self, nbytes: int, what: str) -> None:
+        """Count `nbytes` about to be computed at import against the import's budget."""
+        budget = FOLD_BYTES + FOLD_SHARE * self.file_bytes
+        if self.computed + nbytes > budget:
+            raise ir.ShapeError(
+                f"{what}: {format_bytes(nbytes)} more would bring the constants computed at "
+                f"import to {format_bytes(self.computed + nbytes)}, past the "
+                f"{format_bytes(budget)} allowed ({format_bytes(FOLD_BYTES)} beyond "
+                f"{FOLD_SHARE} times the {format_bytes(self.file_bytes)} of tensors in the "
+                "model)")
+        self.computed += nbytes
 
     def reshape(self, x, shape):
         shape = tuple(int(d) for d in shape)

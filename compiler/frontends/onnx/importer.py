@@ -43,6 +43,7 @@ from .builder import (
     OnnxImportError,
     OnnxImportWarning,
     OnnxNode,
+    OnnxOpsetWarning,
     Unsupported,
     np_dtype,
     onnx_type_name,
@@ -100,15 +101,36 @@ def _not_text(msg, path: str = "model") -> str | None:
     return None
 
 
+MAX_OPSET = 21  # the newest opset the operator table follows
+
+
 def _opset(proto, where: str) -> int:
-    versions = {o.domain: o.version for o in proto.opset_import}
-    version = versions.get("", versions.get("ai.onnx"))
-    if version is None:
+    """The default domain's opset: refused below 1 or beyond what the onnx package knows
+    (no definition of its operators exists here); newer than MAX_OPSET, a warning."""
+    import onnx
+
+    versions = {o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")}
+    if len(versions) > 1:
+        raise OnnxImportError(f"{where}: the model imports the default ONNX operator set at "
+                              f"several versions (opsets {sorted(versions)})")
+    if not versions:
         if proto.graph.node:
             raise OnnxImportError(f"{where}: the model imports no version of the default ONNX "
                                   "operator set")
-        version = 21
-    return int(version)
+        return MAX_OPSET
+    version, known = versions.pop(), onnx.defs.onnx_opset_version()
+    if version < 1:
+        raise OnnxImportError(f"{where}: opset {version} does not exist (ONNX opsets start "
+                              "at 1)")
+    if version > known:
+        raise OnnxImportError(f"{where}: opset {version} is newer than any this onnx package "
+                              f"(version {onnx.__version__}) defines (up to {known})")
+    if version > MAX_OPSET:
+        warnings.warn(OnnxOpsetWarning(
+            f"{where}: opset {version} is newer than the opsets Lamina's ONNX import follows "
+            f"(up to {MAX_OPSET}); operators changed since opset {MAX_OPSET} are read by their "
+            "older definitions"), stacklevel=3)
+    return version
 
 
 def _attrs(node) -> dict:
@@ -157,10 +179,12 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
     for t in g.initializer:
         env[t.name] = read_array(t, "initialiser")
         b.names[id(env[t.name])] = t.name
+        b.file_bytes += env[t.name].nbytes
     if g.sparse_initializer:
         raise OnnxImportError(f"{where}: sparse initialisers are not supported",
                               unsupported=[("<initializer>", t.values.name, "sparse tensor")
                                            for t in g.sparse_initializer])
+    _check_names(g, where)
     for inp, shape in _input_shapes(g, env, input_shapes, where):
         env[inp.name] = graph.add_input(graph.fresh_name(inp.name), shape)
     nodes = _live_nodes(g, env, where)
@@ -205,6 +229,8 @@ class _Walk:
 
     def node(self, n, used: list[bool], inside: str) -> None:
         node = _node(n, used)
+        self.b.file_bytes += sum(v.nbytes for v in node.attrs.values()
+                                 if isinstance(v, np.ndarray))  # a Constant's tensor
         label = node.name + inside
         default = n.domain in ("", "ai.onnx")
         if not default or not importable(n.op_type):  # listed, poisoned or not
@@ -251,25 +277,95 @@ class _Walk:
 
     def branch(self, n, node: OnnxNode, label: str) -> None:
         """An If whose condition is known at import time: the taken branch, inlined."""
-        cond = self.env.get(node.inputs[0])
-        if not isinstance(cond, np.ndarray):
+        try:
+            key = _taken_branch(node, self.env)
+        except LaminaError as e:  # a malformed If
+            self.problems.append(("If", label, str(e)))
+            self.poisoned.update(node.outputs)
+            return
+        if key is None:
             self.unsupported.append(("If", label, "a condition computed at run time"))
             self.poisoned.update(node.outputs)
             return
-        g = node.attrs["then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"]
+        g = node.attrs[key]
         inner = list(g.node)
         read = {o.name for o in g.output}
         for m in inner:
             read.update(m.input)
         for t in g.initializer:
             self.env[t.name] = read_array(t, "initialiser")
+            self.b.file_bytes += self.env[t.name].nbytes
         self.nodes([(m, [o in read for o in m.output]) for m in inner],
                    f" (in the branch If '{node.name}' takes)")
         for out, res in zip(node.outputs, g.output):
             if res.name in self.poisoned:
                 self.poisoned.add(out)
+            elif not res.name or res.name not in self.env:
+                self.problems.append(("If", label, f"output '{res.name}' of its {key} is "
+                                      "computed by no node of the branch and no value "
+                                      "around it"))
+                self.poisoned.add(out)
             elif out:
                 self.env[out] = self.env[res.name]
+
+
+def _taken_branch(node: OnnxNode, env: dict) -> str | None:
+    """Which branch attribute a well-formed If takes ("then_branch" or "else_branch"), or
+    None when its condition is only known at run time; LaminaError saying what is wrong
+    with a malformed one."""
+    import onnx
+
+    for key in ("then_branch", "else_branch"):
+        g = node.attrs.get(key)
+        if g is None:
+            raise LaminaError(f"the node has no {key} attribute")
+        if not isinstance(g, onnx.GraphProto):
+            raise LaminaError(f"attribute '{key}' must be a graph, got {type(g).__name__}")
+        if len(g.output) != len(node.outputs):
+            raise LaminaError(f"its {key} has {len(g.output)} output(s), the node "
+                              f"{len(node.outputs)}")
+    if len(node.inputs) != 1 or not node.inputs[0]:
+        raise LaminaError(f"an If takes one input, its condition; the node has "
+                          f"{'no condition' if not any(node.inputs) else node.inputs}")
+    name = node.inputs[0]
+    if name not in env:
+        raise LaminaError(f"its condition '{name}' is not defined by any earlier node, input "
+                          "or initialiser")
+    cond = env[name]
+    if not isinstance(cond, np.ndarray):
+        return None
+    if cond.size != 1:
+        raise LaminaError(f"its condition '{name}' holds {cond.size} elements, not one")
+    return "then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"
+
+
+def _check_names(g, where: str, outer: dict | None = None, inside: str = "") -> None:
+    """Each name is written once (the graph is in SSA form, as ONNX requires): by one graph
+    input, initialiser or node output, here or in an enclosing graph. Otherwise the last
+    writer would silently win. `outer` maps the enclosing graphs' names to their writers."""
+    writer = dict(outer or {})
+
+    def claim(name: str, by: str) -> None:
+        if name in writer:
+            raise OnnxImportError(f"{where}: the name '{name}' is written twice, by "
+                                  f"{writer[name]} and by {by}")
+        writer[name] = by
+
+    inits = {t.name for t in g.initializer}
+    for t in g.initializer:
+        claim(t.name, f"initialiser '{t.name}'{inside}")
+    for i in g.input:
+        if i.name not in inits:  # old models list their initialisers among the inputs too
+            claim(i.name, f"graph input '{i.name}'{inside}")
+    for n in g.node:
+        for o in n.output:
+            if o:  # "" leaves an optional output out
+                claim(o, f"{n.op_type} node '{n.name or n.output[0]}'{inside}")
+    for n in g.node:  # branches see every name of the graphs around them, not each other's
+        for a in n.attribute:
+            for sub in [a.g] if a.HasField("g") else list(a.graphs):
+                _check_names(sub, where, writer, f" (in {a.name} of {n.op_type} "
+                                                 f"'{n.name or n.op_type}')")
 
 
 def _reads(node) -> list[str]:

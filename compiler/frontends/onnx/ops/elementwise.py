@@ -43,7 +43,8 @@ def Constant(b: Builder, n: OnnxNode):
 @handler
 def ConstantOfShape(b: Builder, n: OnnxNode, shape):
     value = n.get("value", np.zeros(1, np.float32))
-    return np.full(b.ints(shape, "the shape"), value.reshape(-1)[0], value.dtype)
+    dims = b.sized(b.ints(shape, "the shape"), value.dtype)  # before numpy allocates it
+    return np.full(dims, value.reshape(-1)[0], value.dtype)
 
 
 @handler
@@ -92,6 +93,7 @@ def _onnx_dtype(dt: np.dtype) -> int:
 def Range(b: Builder, n: OnnxNode, start, limit, delta):
     s, lim, d = (b.const(v).reshape(()) for v in (start, limit, delta))
     count = max(math.ceil(float((lim - s) / d)), 0)
+    b.sized([count], s.dtype)  # before numpy allocates it
     return (s + np.arange(count, dtype=s.dtype) * d).astype(s.dtype)
 
 

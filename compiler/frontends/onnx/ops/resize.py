@@ -181,6 +181,8 @@ def _resize(b: Builder, n: OnnxNode, x, roi, scales, sizes, legacy: bool):
             continue
         if out[a] == 0:
             raise Unsupported("resizing an axis to size 0")
+        # the axis's [out, size] weights are computed now: their size is checked first
+        b.sized([out[a], shape[a]], np.float64, f"the weights resizing axis {a}")
         if legacy and kind == "nearest":
             y = b.call("gather", y, _simple_nearest(shape[a], out[a], factor[a]), axis=a)
             continue

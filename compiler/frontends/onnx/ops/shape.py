@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir import ShapeError
+
 from ..builder import Builder, OnnxNode, Unsupported
 from .common import handler, is_const, like, norm_axis, rank
 
@@ -199,14 +201,19 @@ def SpaceToDepth(b: Builder, n: OnnxNode, x):
 @handler
 def Tile(b: Builder, n: OnnxNode, x, repeats):
     reps = b.ints(repeats, "repeats")
+    if len(reps) != rank(x):
+        raise ShapeError(f"{len(reps)} repeats for a rank-{rank(x)} input")
+    out = [d * k for d, k in zip(x.shape, reps)]
     if is_const(x):
+        b.sized(out, x.dtype)  # before numpy allocates it
         return np.tile(x, reps)
-    for a, k in enumerate(reps):
-        if k == 0:
-            x = b.call("slice", x, starts=[0], ends=[0], axes=[a])
-        elif k > 1:
-            x = b.call("concat", *[x] * k, axis=a)
-    return x
+    if all(k == 1 for k in reps):
+        return x
+    # out[j*d + i] = x[i] on each axis: every axis d becomes a pair (1, d) broadcast to (k, d),
+    # one node whatever the repeats (and the output's size checked like any other)
+    pairs = [s for d in x.shape for s in (1, d)]
+    wide = [s for d, k in zip(x.shape, reps) for s in (k, d)]
+    return b.reshape(b.call("broadcast_to", b.reshape(x, pairs), shape=wide), out)
 
 
 @handler
