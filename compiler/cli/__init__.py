@@ -2,6 +2,8 @@
 
 MODEL is an .onnx file, a graph saved with ir.save or `lamina compile` (.npz), or
 FILE.py:NAME / module:NAME naming a function that returns (model, *example_inputs).
+FILE.py:NAME, module:NAME and --plugin run that Python code, as `python FILE.py` would:
+name only code you trust (docs/THREAT_MODEL.md says what each kind of input can do).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 
 import ir
 
+from .. import __version__
 from .build import add_bench, add_compile, add_profile, add_run
 from .common import Formatter, import_path, load_model
 from .debug import Finding, add_bisect, add_repro_verb
@@ -35,12 +38,25 @@ try: lamina dump examples/small_cnn.py:build -O 3 --diff
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (`lamina: error: VERB: ...`, exit status 2)
+    instead of the usage text and the error."""
+
+    def error(self, message: str):
+        verb = self.prog.removeprefix("lamina").strip()
+        self.exit(2, f"lamina: error: {verb + ': ' if verb else ''}{message} "
+                     f"(see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lamina", description=__doc__, epilog=GUIDE,
-                                formatter_class=Formatter)
+    p = Parser(prog="lamina", description=__doc__, epilog=GUIDE, formatter_class=Formatter)
+    p.add_argument("--version", action="version", version=f"lamina {__version__}")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                   help="import this first, e.g. to register extra passes (repeatable)")
+                   help="import this first, e.g. to register extra passes (repeatable); "
+                        "runs its code")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.add_argument("--debug", action="store_true",
+                   help="on an error, show the Python traceback instead of one line")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in (add_dump, add_graph, add_passes, add_compile, add_run, add_bench, add_profile,
                 add_bisect, add_repro_verb):
@@ -49,17 +65,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status (1: an error, or a finding reported)."""
+    """Run the command line; returns the exit status (1: an error, or a finding reported;
+    2: a usage error, raised as SystemExit by argparse)."""
     args = parser().parse_args(argv)
     try:
         for plugin in args.plugin:
-            import_path(plugin)
+            import_path(plugin, "--plugin")
         args.fn(args)
     except Finding:
-        return 1
-    except ir.LaminaError as e:
-        message = " ".join(str(e).split("\n"))
-        print(f"lamina: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("lamina: interrupted", file=sys.stderr)
@@ -67,4 +80,24 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. `lamina dump ... | head`
         sys.stderr.close()
         return 0
+    except Exception as e:  # one line, never a traceback, unless --debug asks for it
+        if args.debug:
+            raise
+        print(f"lamina: error: {describe(e)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def describe(e: Exception) -> str:
+    """An error as one line: Lamina's own say what and where; an OSError names its path;
+    anything else is a bug in Lamina, said as such."""
+    if isinstance(e, ir.LaminaError):
+        message = str(e)
+    elif isinstance(e, OSError):
+        message = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+    elif isinstance(e, MemoryError):
+        message = f"out of memory{': ' if str(e) else ''}{e}"
+    else:
+        message = (f"internal error (a bug in Lamina): {type(e).__name__}: {e}; rerun with "
+                   "`lamina --debug ...` for the traceback")
+    return " ".join(message.split())

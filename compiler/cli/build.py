@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
 import ir
+from ir.errors import OptionError
 
 from ..tools import aot
 from ..tools.bench import format_bench, time_targets
@@ -19,21 +21,27 @@ from .common import (
     add_inputs,
     add_model,
     add_repro,
+    amount,
     backend,
     compile_graph,
+    count,
     load_graph,
     out,
+    output_dir,
     progress_enabled,
+    writing,
 )
 
 
 # ---- compile ------------------------------------------------------------------------------
 def cmd_compile(args) -> None:
+    output_dir("-o", args.output)
     graph, inputs = load_graph(args)
     name, options = backend(args)
     optimised, model, stats = compile_graph(args, graph, inputs, name, options,
                                             progress_enabled(args))
-    written, notes = aot.write(args.output, optimised, model, stats, args.name)
+    with writing("-o", args.output):
+        written, notes = aot.write(args.output, optimised, model, stats, args.name)
     out(stats)
     out(f"compiled with {name}; wrote to {args.output}:")
     for p in written:
@@ -55,7 +63,8 @@ def add_compile(sub) -> None:
         formatter_class=Formatter)
     add_model(c)
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
-    c.add_argument("--name", default="model", help="base name of the files (default: model)")
+    c.add_argument("--name", default="model", type=base_name,
+                   help="base name of the files (default: model)")
     add_inputs(c)
     add_backend(c, "auto")
     add_repro(c, "if a pass or the backend fails")
@@ -71,8 +80,31 @@ def cmd_run(args) -> None:
     for i, o in enumerate(outs):
         out(f"output {i}: {ir.TensorType.of(o)}  mean={o.mean():.6g} std={o.std():.6g}")
     if args.output:
-        np.savez(args.output, *outs) if len(outs) > 1 else np.save(args.output, outs[0])
-        out(f"saved to {args.output}")
+        path = output_file(args.output, len(outs))
+        with writing("-o", args.output), open(path, "wb") as f:
+            np.savez(f, *outs) if path.suffix == ".npz" else np.save(f, outs[0])
+        out(f"saved to {path}")
+
+
+def output_file(given: str, n_outputs: int) -> Path:
+    """Where `run -o` writes: a .npy for one output, a .npz for several (or when asked for);
+    into a folder when `given` is one; the suffix added when missing."""
+    path = Path(given)
+    suffix = ".npy" if n_outputs == 1 else ".npz"
+    if path.is_dir():
+        return path / f"outputs{suffix}"
+    if path.suffix == ".npy" and n_outputs > 1:
+        raise OptionError(f"-o {given}: the model has {n_outputs} outputs, which a .npy "
+                          "cannot hold; name a .npz file")
+    return path if path.suffix in (".npy", ".npz") else path.with_name(path.name + suffix)
+
+
+def base_name(text: str) -> str:
+    """--name: a plain file name (no folders), as it also names C symbols."""
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be an identifier (letters, digits, _), got "
+                                         f"{text!r}")
+    return text
 
 
 def add_run(sub) -> None:
@@ -83,7 +115,8 @@ def add_run(sub) -> None:
     add_model(r)
     add_inputs(r)
     r.add_argument("-o", "--output", metavar="FILE",
-                   help="save the outputs (.npy, or .npz for several)")
+                   help="save the outputs (.npy, or .npz for several; into DIR/outputs.npy "
+                        "when FILE is a folder)")
     add_backend(r, "auto")
     add_repro(r, "if a pass or the backend fails")
     r.set_defaults(fn=cmd_run)
@@ -122,9 +155,10 @@ def add_bench(sub) -> None:
     add_model(b)
     add_inputs(b)
     add_backend(b, "auto")
-    b.add_argument("--repeat", type=int, default=50, help="timed calls (default 50)")
-    b.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
-    b.add_argument("--seconds", type=float, default=5.0,
+    b.add_argument("--repeat", type=count(1), default=50, help="timed calls (default 50)")
+    b.add_argument("--warmup", type=count(0), default=3,
+                   help="untimed calls first (default 3)")
+    b.add_argument("--seconds", type=amount(positive=True), default=5.0,
                    help="stop timing a backend after this long (at least 3 calls; default 5)")
     add_repro(b, "if a pass or the backend fails")
     b.set_defaults(fn=cmd_bench)
@@ -135,7 +169,11 @@ def cmd_profile(args) -> None:
     graph, inputs = load_graph(args)
     name, options = backend(args)
     passes = args.passes and [n for item in args.passes for n in item.split(",") if n]
-    cores = options.get("num_threads", os.cpu_count() or 1) if name == "llvm" else 1
+    cores = 1
+    if name == "llvm":  # the cores the compiled model will use: its threads, or their default
+        from backends.llvm.runtime import default_threads
+
+        cores = options.get("num_threads") or default_threads()
     rows = profile(graph, *inputs, opt_level=args.opt_level, passes=passes or None,
                    backend=name, repeat=args.repeat, cores=cores,
                    progress=progress_enabled(args), **options)
@@ -150,12 +188,15 @@ def add_profile(sub) -> None:
         description="Run the optimised MODEL node by node (with the llvm backend, each node "
                     "compiled alone: one kernel) and print, per node, its median time, share "
                     "of the total, achieved GFLOP/s and GB/s, and those as a share of the "
-                    "machine's peak (240 GFLOP/s per core, float32; memory bandwidth measured "
-                    "with a numpy copy). From Python: compiler.profile(...) returns the rows.",
+                    "machine's peak (240 GFLOP/s per core, float32; memory bandwidth of a "
+                    "native streaming kernel at the node's working-set size, on --threads "
+                    "threads), and whether the node is compute- or bandwidth-bound. From "
+                    "Python: compiler.profile(...) returns the rows.",
         formatter_class=Formatter)
     add_model(p)
     add_inputs(p)
     add_backend(p, "auto")
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per node (default 10)")
-    p.add_argument("--top", type=int, metavar="N", help="show only the N slowest nodes")
+    p.add_argument("--repeat", type=count(1), default=10,
+                   help="timed runs per node (default 10)")
+    p.add_argument("--top", type=count(1), metavar="N", help="show only the N slowest nodes")
     p.set_defaults(fn=cmd_profile)

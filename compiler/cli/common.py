@@ -4,8 +4,11 @@ optimising + building with a reproducer written when that fails."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import inspect
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -14,6 +17,7 @@ import numpy as np
 
 import backends
 import ir
+from ir.errors import OptionError, PathError
 
 from ..compile import to_graph
 from ..tools import repro
@@ -22,19 +26,30 @@ from ..tools.runner import build, example_inputs
 from ..tools.stepping import resolve, stats_table, steps
 
 MODEL_HELP = ("an .onnx file, a graph saved with ir.save or `lamina compile` (.npz), or "
-              "FILE.py:NAME / module:NAME naming a function that returns (model, *inputs) "
-              "(or a model, or an ir.Graph)")
+              "FILE.py:NAME / module:NAME naming a function defined there that returns "
+              "(model, *inputs), a model, an ir.Graph or a model file's path; this runs that "
+              "Python code, so name only code you trust")
 DEFAULT_REPRO = "lamina-repro.npz"
 
 
+class ModelError(ir.LaminaError, ValueError):
+    """A MODEL, --input or --plugin argument that names nothing loadable, or code that
+    failed."""
+
+
+class OutputError(PathError):
+    """An output path (-o, --dump-dir, --repro) that cannot be written."""
+
+
 # ---- MODEL and inputs ---------------------------------------------------------------------
-def import_path(where: str):
+def import_path(where: str, what: str = "MODEL"):
     """A module from a `.py` path (its folder goes on sys.path, as for a script, so it can
-    import its neighbours) or a dotted module name."""
+    import its neighbours) or a dotted module name. Importing runs its code: an exception
+    there becomes ModelError naming `what` and `where`."""
     if where.endswith(".py"):
         path = Path(where).resolve()
-        if not path.exists():
-            raise ir.LaminaError(f"no such file {where}")
+        if not path.is_file():
+            raise ModelError(f"{what}: no such file {where}")
         for module in list(sys.modules.values()):  # loaded already (e.g. as a --plugin)
             if getattr(module, "__file__", None) == str(path):
                 return module
@@ -46,39 +61,78 @@ def import_path(where: str):
         sys.modules[name] = module  # what decorators such as passes.graph_pass look up
         try:
             loader.loader.exec_module(module)
-        except BaseException:
+        except BaseException as e:
             del sys.modules[name]
+            if isinstance(e, Exception):
+                raise ModelError(f"{what}: running {where} raised {type(e).__name__}: {e}") \
+                    from e
             raise
         return module
     try:
         return importlib.import_module(where)
     except ModuleNotFoundError as e:
-        raise ir.LaminaError(f"cannot import module {where!r}: {e}") from None
+        raise ModelError(f"{what}: cannot import module {where!r}: {e}") from None
+    except Exception as e:  # importing runs the module's code
+        raise ModelError(f"{what}: importing {where} raised {type(e).__name__}: {e}") from e
 
 
 def load_model(spec: str):
-    """(model, graph or file path, example inputs) for a MODEL argument; `to_graph` takes
-    any of them (an .onnx file's symbolic dimensions take the sizes of the inputs given)."""
+    """(model, example inputs) for a MODEL argument, the model being a compiler.nn model,
+    an ir.Graph or a model file's path; `to_graph` takes any of them (an .onnx file's
+    symbolic dimensions take the sizes of the inputs given).
+
+    FILE.py:NAME and module:NAME call NAME only when it is a function (or class) defined in
+    that file or module: `os:abort` names a function of another module and is refused
+    before anything is called."""
     if spec.endswith((".onnx", ".npz")):
-        if not Path(spec).exists():
-            raise ir.LaminaError(f"MODEL {spec!r}: no such file")
+        if not Path(spec).is_file():
+            raise ModelError(f"MODEL {spec!r}: no such file")
         return spec, ()
     if ":" not in spec:
-        raise ir.LaminaError(f"MODEL {spec!r}: expected FILE.onnx, FILE.npz, FILE.py:NAME or "
-                             "module:NAME")
+        raise ModelError(f"MODEL {spec!r}: expected FILE.onnx, FILE.npz, FILE.py:NAME or "
+                         "module:NAME")
     where, name = spec.rsplit(":", 1)
-    try:
-        module = import_path(where)
-    except ir.LaminaError as e:
-        raise ir.LaminaError(f"MODEL {spec!r}: {e}") from None
-    if not hasattr(module, name):
-        raise ir.LaminaError(f"MODEL {spec!r}: {where} has no {name!r}")
-    built = getattr(module, name)
-    built = built() if callable(built) and not hasattr(built, "forward") else built
-    if isinstance(built, ir.Graph):
-        return built, ()
+    module = import_path(where, f"MODEL {spec!r}")
+    if not name.isidentifier() or not hasattr(module, name):
+        raise ModelError(f"MODEL {spec!r}: {where} has no {name!r}")
+    built = _build(getattr(module, name), module, spec)
     model, *inputs = built if isinstance(built, tuple) else (built,)
+    if not _is_model(model):
+        raise ModelError(f"MODEL {spec!r}: gave {type(model).__name__}, not a compiler.nn "
+                         "model, an ir.Graph or a model file's path (or a tuple of one and "
+                         "example inputs)")
     return model, tuple(inputs)
+
+
+def _build(found, module, spec: str):
+    """`found` itself when it is a model (or a tuple); else call it, if it is a function or
+    class the module itself defines."""
+    if _is_model(found) or isinstance(found, tuple) or not callable(found):
+        return found
+    name = spec.rsplit(":", 1)[1]
+    home = getattr(found, "__module__", None)
+    why = ""
+    if home != module.__name__:
+        why = f"it comes from {home or 'another module'}, not from {module.__name__}"
+    elif not (inspect.isfunction(found) or inspect.isclass(found)):
+        why = f"it is a {type(found).__name__}, not a Python function or class"
+    if why:
+        raise ModelError(f"MODEL {spec!r}: {name} is not called ({why}); name a function "
+                         "defined in that file or module that builds the model")
+    if module.__name__.partition(".")[0] in sys.stdlib_module_names:
+        raise ModelError(f"MODEL {spec!r}: {module.__name__} is part of Python's standard "
+                         "library, which builds no models")
+    try:
+        return found()
+    except Exception as e:  # the user's code
+        raise ModelError(f"MODEL {spec!r}: calling it raised {type(e).__name__}: {e}") from e
+
+
+def _is_model(x) -> bool:
+    from ..nn import Module
+
+    torch_module = any(c.__module__ == "torch.nn.modules.module" for c in type(x).__mro__)
+    return torch_module or isinstance(x, (Module, ir.Graph, str, Path))
 
 
 def load_graph(args) -> tuple[ir.Graph, list[np.ndarray]]:
@@ -86,13 +140,17 @@ def load_graph(args) -> tuple[ir.Graph, list[np.ndarray]]:
     --input files, else the MODEL's example inputs, else seeded random ones."""
     given = getattr(args, "input", None)
     arrays = []
-    if given:
+    for path in given or ():
         try:
-            arrays = [np.load(p, allow_pickle=False) for p in given]
-        except (OSError, ValueError) as e:
-            raise ir.LaminaError(f"--input: {e}") from None
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ModelError(f"--input {path}: {e}") from None
+        if not isinstance(array, np.ndarray):  # an .npz archive
+            array.close()
+            raise ModelError(f"--input {path}: not a .npy array (an .npz archive?)")
+        arrays.append(array)
     model, examples = load_model(args.model)
-    if isinstance(model, str):  # a file: an .onnx one may need the input shapes
+    if isinstance(model, (str, Path)) and arrays:  # an .onnx file may need input shapes
         examples = tuple(arrays)
     graph = to_graph(model, *examples)
     ir.verify(graph)
@@ -100,6 +158,56 @@ def load_graph(args) -> tuple[ir.Graph, list[np.ndarray]]:
 
 
 # ---- options ------------------------------------------------------------------------------
+def count(lowest: int):
+    """An argparse type: an integer >= lowest (argparse reports the ValueError's message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse
+
+
+def amount(positive: bool):
+    """An argparse type: a finite number > 0 (positive) or >= 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {'>' if positive else '>='} 0, got {text}")
+        return value
+
+    return parse
+
+
+def output_dir(option: str, path: str) -> None:
+    """Refuse, before any work, an output folder that exists as something else."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise OutputError(f"{option} {path}: exists and is not a directory")
+
+
+@contextlib.contextmanager
+def writing(option: str, path):
+    """OSErrors while writing the output `option` names become OutputError naming both."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        failed = e.filename if e.filename is not None else path
+        raise OutputError(f"{option} {path}: cannot write {failed}: "
+                          f"{e.strerror or e}") from e
+
+
 def add_model(p: argparse.ArgumentParser, opt_default: int | None = 2) -> None:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     when = "no passes" if opt_default is None else f"{opt_default}"
@@ -121,8 +229,9 @@ def add_backend(p: argparse.ArgumentParser, default: str) -> None:
     what = "llvm when available, else reference" if default == "auto" else default
     p.add_argument("--backend", choices=["auto", "reference", "llvm"], default=default,
                    help=f"the backend that compiles and runs the model (default: {what})")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="threads the llvm backend may use (default: all cores)")
+    p.add_argument("--threads", type=count(1), metavar="N",
+                   help="threads the llvm backend may use (default: $LAMINA_NUM_THREADS, "
+                        "else the CPUs this process may use)")
 
 
 def add_repro(p: argparse.ArgumentParser, when: str) -> None:
@@ -146,7 +255,7 @@ def backend(args) -> tuple[str, dict]:
     options = {}
     if args.threads is not None:
         if name != "llvm":
-            raise ir.LaminaError("--threads applies to the llvm backend only")
+            raise OptionError("--threads applies to the llvm backend only")
         options["num_threads"] = args.threads
     backends.get(name)  # unknown or unavailable: a typed error naming the choices
     return name, options
@@ -183,8 +292,11 @@ def save_repro(args, graph, passes, inputs, kind, backend_name, finding, options
     path = getattr(args, "repro", "")
     if not path:
         return ""
-    repro.save(path, graph, passes, inputs, kind=kind, backend=backend_name, finding=finding,
-               options=options)
+    try:
+        repro.save(path, graph, passes, inputs, kind=kind, backend=backend_name,
+                   finding=finding, options=options)
+    except OSError as e:  # keep the error being reported; say why there is no reproducer
+        return f" (no reproducer: cannot write --repro {path}: {e.strerror or e})"
     return f" (reproducer written to {path}; replay it with `lamina repro {path}`)"
 
 

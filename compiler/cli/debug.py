@@ -10,6 +10,7 @@ from .common import (
     add_inputs,
     add_model,
     add_repro,
+    amount,
     backend,
     load_graph,
     out,
@@ -55,10 +56,10 @@ def add_bisect(sub) -> None:
     add_model(b)
     add_inputs(b)
     add_backend(b, "auto")
-    b.add_argument("--rtol", type=float, default=1e-4,
+    b.add_argument("--rtol", type=amount(positive=False), default=1e-4,
                    help="the backend's tolerance against the reference interpreter, relative "
                         "(default 1e-4)")
-    b.add_argument("--atol", type=float, default=1e-5,
+    b.add_argument("--atol", type=amount(positive=False), default=1e-5,
                    help="... and absolute (default 1e-5)")
     add_repro(b, "when a culprit is found")
     b.set_defaults(fn=cmd_bisect)

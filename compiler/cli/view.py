@@ -9,11 +9,13 @@ from passes.plan_memory import plan_memory
 
 from ..tools import graphviz
 from ..tools.stepping import stats_table, steps, write_dump_dir
-from .common import Formatter, add_model, load_graph, out, pipeline
+from .common import Formatter, add_model, count, load_graph, out, output_dir, pipeline, writing
 
 
 # ---- dump ---------------------------------------------------------------------------------
 def cmd_dump(args) -> None:
+    if args.dump_dir:
+        output_dir("--dump-dir", args.dump_dir)
     graph, _ = load_graph(args)
     watching = args.print_after_all or args.print_after_changed or args.diff or args.dump_dir
     if args.opt_level is None and not args.passes and not watching and not args.stats:
@@ -31,7 +33,8 @@ def cmd_dump(args) -> None:
         if args.print_after_all or (args.print_after_changed and step.changed):
             out(f"# ---- IR after {step.index:02d} {step.name} ({step.what}) ----\n{step.after}")
     if args.dump_dir:
-        written = write_dump_dir(args.dump_dir, graph, done)
+        with writing("--dump-dir", args.dump_dir):
+            written = write_dump_dir(args.dump_dir, graph, done)
         out(stats_table([s.record for s in done]))
         out(f"wrote {len(written)} files to {args.dump_dir}: "
             f"{', '.join(p.name for p in written)}")
@@ -65,7 +68,7 @@ def add_dump(sub) -> None:
     d.add_argument("--diff", action="store_true",
                    help="for each pass that changed something, a unified diff of the IR "
                         "before and after it (and nothing else)")
-    d.add_argument("-U", "--context", type=int, default=0, metavar="N",
+    d.add_argument("-U", "--context", type=count(0), default=0, metavar="N",
                    help="unchanged lines of context around each --diff hunk (default 0)")
     d.add_argument("--dump-dir", metavar="DIR",
                    help="write 00-input.ir, NN-PASS.ir for each pass NN that changed "
@@ -84,11 +87,12 @@ def cmd_graph(args) -> None:
     text = graphviz.to_dot(graph)
     if not args.output:
         out(text)
-    elif Path(args.output).suffix in (".dot", ".gv"):
-        Path(args.output).write_text(text + "\n")
-        out(f"wrote {args.output}")
     else:
-        graphviz.render(text, args.output)
+        with writing("-o", args.output):
+            if Path(args.output).suffix in (".dot", ".gv"):
+                Path(args.output).write_text(text + "\n")
+            else:
+                graphviz.render(text, args.output)
         out(f"wrote {args.output}")
 
 
@@ -110,6 +114,7 @@ def add_graph(sub) -> None:
 
 # ---- passes -------------------------------------------------------------------------------
 def cmd_passes(args) -> None:
+    doc = args.doc and _passes.get(args.doc).doc  # an unknown name: the error, and no list
     rows = [(name, str(_passes.get(name).contract), _passes.get(name).summary)
             for name in _passes.names()]
     w0, w1 = (max(len(r[i]) for r in rows) for i in range(2))
@@ -120,7 +125,7 @@ def cmd_passes(args) -> None:
     for level, names in _passes.PIPELINES.items():
         out(f"  -O {level[1:]}: {', '.join(names) or '(no passes)'}")
     if args.doc:
-        out(f"\n{args.doc}:\n{_passes.get(args.doc).doc}")
+        out(f"\n{args.doc}:\n{doc}")
 
 
 def add_passes(sub) -> None:

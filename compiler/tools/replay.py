@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ir
+import passes as _passes
 
 from .bisection import bisect
-from .repro import Repro, load
+from .repro import Repro, ReproError, load
 from .runner import build
 from .stepping import steps
 
@@ -54,6 +55,7 @@ class Replay:
 def replay(path: str | os.PathLike, progress: bool | None = None) -> Replay:
     """Run a reproducer again and say whether the recorded finding still happens."""
     r = load(path)
+    _check_registered(r.pipeline, path)
     if r.kind == "bisect":
         report = bisect(r.graph, *r.inputs, passes=r.pipeline, backend=r.backend,
                         progress=progress, **r.options)
@@ -63,4 +65,16 @@ def replay(path: str | os.PathLike, progress: bool | None = None) -> Replay:
         text = "compiles without error now" if finding is None else \
             f"{finding['kind']} in {finding['culprit']}: {finding['detail']}"
         return Replay(r, finding, text)
-    raise ir.LaminaError(f"{path}: unknown reproducer kind {r.kind!r}")
+    raise ReproError(f"{path}: unknown reproducer kind {r.kind!r}")
+
+
+def _check_registered(pipeline: Sequence[str], path) -> None:
+    """Every pass of the pipeline is registered here; one that is not probably came from a
+    plugin, which must be loaded again (and an unknown pass must not pass for the failure
+    it recorded)."""
+    missing = [name for name in pipeline if name not in _passes.names()]
+    if missing:
+        raise ReproError(f"{path}: unknown pass {', '.join(map(repr, missing))}: not "
+                         f"registered here. A pass from a plugin must be loaded again: "
+                         f"`lamina --plugin FILE.py repro {path}`. Known passes: "
+                         f"{', '.join(_passes.names())}")

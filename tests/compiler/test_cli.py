@@ -260,8 +260,8 @@ def test_bisect_clean_model(tmp_path):
 
 def test_bisect_names_the_wrong_pass_and_repro_replays_it(tmp_path):
     pipeline = "eliminate_dropout,fold_batch_norm,corrupt_conv_weights,fuse_conv_activation"
-    result = lamina("bisect", f"{BAD}:build", "--passes", pipeline, "--backend", "reference",
-                    "--repro", "bug.npz", cwd=tmp_path)
+    result = lamina("--plugin", BAD, "bisect", TINY, "--passes", pipeline, "--backend",
+                    "reference", "--repro", "bug.npz", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     out = result.stdout
     assert "culprit: corrupt_conv_weights: pass #3 (exact)" in out
@@ -271,18 +271,24 @@ def test_bisect_names_the_wrong_pass_and_repro_replays_it(tmp_path):
     assert replay.returncode == 1 and "Traceback" not in replay.stderr
     assert "recorded: pass in corrupt_conv_weights at node %conv" in replay.stdout
     assert "reproduced: the same finding" in replay.stdout
-    one_line_error(lamina("repro", "bug.npz", cwd=tmp_path), "unknown pass")
+    one_line_error(lamina("repro", "bug.npz", cwd=tmp_path), "unknown pass",
+                   "'corrupt_conv_weights'", "lamina --plugin FILE.py repro bug.npz")
 
 
 def test_failed_compile_writes_a_reproducer(tmp_path):
-    result = lamina("compile", f"{BAD}:build", "--passes", "eliminate_dropout,crash_pass",
-                    "-o", "out", "--backend", "reference", cwd=tmp_path)
+    result = lamina("--plugin", BAD, "compile", TINY, "--passes",
+                    "eliminate_dropout,crash_pass", "-o", "out", "--backend", "reference",
+                    cwd=tmp_path)
     one_line_error(result, "in pass crash_pass, after [eliminate_dropout]",
                    "RuntimeError: crash_pass always fails",
                    "reproducer written to lamina-repro.npz")
     replay = lamina("--plugin", BAD, "repro", "lamina-repro.npz", cwd=tmp_path)
     assert replay.returncode == 1
     assert "reproduced: the same finding" in replay.stdout
+    # without the plugin the pass is unknown: said so, with the cure, not replayed as if the
+    # failure had happened again
+    one_line_error(lamina("repro", "lamina-repro.npz", cwd=tmp_path), "'crash_pass'",
+                   "--plugin")
 
 
 @pytest.mark.parametrize("args, fragment", [
