@@ -9,7 +9,20 @@ Lowerings register per operator (`@lowering("conv2d")`) in the modules imported 
 with an operator that has none is refused at compile time.
 """
 
-from . import backward, conv, dropout, elementwise, fused, linalg, loss, nn, pool, reduce, shape  # noqa: F401
+from . import (  # noqa: F401  (they register their lowerings)
+    backward,
+    conv,
+    dropout,
+    elementwise,
+    fused,
+    linalg,
+    loss,
+    nn,
+    pool,
+    recurrent,
+    reduce,
+    shape,
+)
 from .driver import compile_graph
 from .model import CompiledModel
 from .registry import LOWERINGS, lowered_ops, lowering

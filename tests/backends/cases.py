@@ -94,6 +94,8 @@ for _dt in ("f32", "f64", "i32", "i64", "bool"):
 case("constant", "scalar", {}, attrs={"value": -1.0, "shape": []})
 case("dropout", "inference", {"x": randn(3, 17)}, attrs={"ratio": 0.3})
 case("dropout", "ratio0", {"x": randn(17)}, attrs={"ratio": 0.0, "training": True})
+case("detach", "3d", {"x": randn(2, 3, 17)})
+case("detach", "i64", {"x": randint(-50, 50, 33)})
 
 
 # ---- linear algebra: sizes around the register tile (MR rows, NR = 2 vectors of columns) ---
@@ -327,6 +329,44 @@ case("fused_elementwise", "i32-constant", {"i": _i, "j": _j},
          "add", g.call("abs", g.call("sub", i, j)),
          g.call("constant", value=3, shape=(), dtype="i32")))})
 
+
+# ---- recurrent: hidden sizes around the lane count (masked last unit tile), batches around
+# the register tile's rows (6 for the LSTM with AVX-512), both directions, given states ----
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _recurrent(op, variant, t, batch, inp, hidden, direction="forward", states=0,
+               runtime=False, dtype=np.float32, **attrs):
+    d, g = 2 if direction == "bidirectional" else 1, _GATES[op]
+    args = {"x": randn(t, batch, inp, dtype=dtype),
+            "w": uniform(-0.8, 0.8, d, g * hidden, inp, dtype=dtype),
+            "r": uniform(-0.8, 0.8, d, g * hidden, hidden, dtype=dtype),
+            "b": uniform(-0.5, 0.5, d, 2 * g * hidden, dtype=dtype)}
+    args.update({f"s{i}": randn(d, batch, hidden, dtype=dtype) for i in range(states)})
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    case(op, variant, args, attrs={"hidden_size": hidden, "direction": direction, **attrs},
+         weights=() if runtime else ("w", "r", "b"), **tol)
+
+
+for _h in (1, 15, 16, 17, 33):
+    _recurrent("lstm", f"h{_h}", 4, 2, 3, _h)
+for _b in (1, 5, 7, 13):
+    _recurrent("lstm", f"batch{_b}", 3, _b, 5, 17, states=2)
+_recurrent("lstm", "bidirectional", 5, 3, 4, 20, "bidirectional", states=1)
+_recurrent("lstm", "reverse-runtime-weights", 4, 7, 3, 18, "reverse", runtime=True)
+_recurrent("lstm", "f64", 3, 2, 4, 9, "bidirectional", states=2, dtype=np.float64)
+_recurrent("lstm", "seq0", 0, 3, 4, 5, states=2)
+for _lbr in (True, False):
+    _tag = "lbr" if _lbr else "nolbr"
+    _recurrent("gru", f"h17-batch9-{_tag}", 4, 9, 5, 17, states=1, linear_before_reset=_lbr)
+    _recurrent("gru", f"bidirectional-batch1-{_tag}", 5, 1, 3, 33, "bidirectional",
+               linear_before_reset=_lbr)
+    _recurrent("gru", f"runtime-weights-{_tag}", 3, 2, 4, 6, "reverse", states=1,
+               runtime=True, linear_before_reset=_lbr)
+_recurrent("gru", "f64", 3, 3, 4, 9, states=1, dtype=np.float64, linear_before_reset=True)
+_recurrent("rnn", "h16-batch11", 4, 11, 5, 16)
+_recurrent("rnn", "bidirectional-h1", 3, 2, 1, 1, "bidirectional", states=1, runtime=True)
+_recurrent("rnn", "seq0", 0, 2, 3, 4)
 
 def by_op() -> dict[str, list[Case]]:
     out: dict[str, list[Case]] = defaultdict(list)

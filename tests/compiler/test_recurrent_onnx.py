@@ -9,6 +9,8 @@ linear_before_reset=1.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -28,7 +30,7 @@ def _unknown(name: str, rank: int):
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank)
 
 
-def ort_run(nodes, inputs: dict, initializers: dict, outputs: list[str]):
+def onnx_model(nodes, inputs: dict, initializers: dict, outputs: list[str]):
     graph = helper.make_graph(
         nodes, "check",
         [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in inputs.items()],
@@ -36,6 +38,11 @@ def ort_run(nodes, inputs: dict, initializers: dict, outputs: list[str]):
         [numpy_helper.from_array(v, k) for k, v in initializers.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
+    return model
+
+
+def ort_run(nodes, inputs: dict, initializers: dict, outputs: list[str]):
+    model = onnx_model(nodes, inputs, initializers, outputs)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1
@@ -116,6 +123,196 @@ def test_lstm_bias_free_matches_onnxruntime(rng):
     out, (h, _) = model(x)
     assert_close(out, y[:, 0], rtol=1e-5, atol=1e-5)
     assert_close(h, y_h, rtol=1e-5, atol=1e-5)
+
+
+# ---- ONNX's LSTM / GRU / RNN imported as one registry operator ------------------------------
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def recurrent_node(op, rng, t=7, batch=1, inp=10, hidden=20, direction="forward", states=0,
+                   bias=True, layout=0, **attrs):
+    """One ONNX recurrent node with random weights: (node, feeds, initialisers, outputs).
+    Weights in (-0.8, 0.8): gates saturate as well as not."""
+    d, g = 2 if direction == "bidirectional" else 1, GATES[op]
+    inits = {"W": rng.uniform(-0.8, 0.8, (d, g * hidden, inp)).astype(np.float32),
+             "R": rng.uniform(-0.8, 0.8, (d, g * hidden, hidden)).astype(np.float32)}
+    if bias:
+        inits["B"] = rng.uniform(-0.5, 0.5, (d, 2 * g * hidden)).astype(np.float32)
+    lead = (batch, t) if layout else (t, batch)
+    feeds = {"X": rng.standard_normal((*lead, inp)).astype(np.float32)}
+    state = (batch, d, hidden) if layout else (d, batch, hidden)
+    names = ["initial_h", "initial_c"][:states]
+    feeds.update({k: rng.standard_normal(state).astype(np.float32) for k in names})
+    ins = ["X", "W", "R", "B" if bias else "", "", *names]
+    while not ins[-1]:
+        ins.pop()
+    outs = ["Y", "Y_h", "Y_c"] if op == "LSTM" else ["Y", "Y_h"]
+    if layout:
+        attrs["layout"] = layout
+    node = helper.make_node(op, ins, outs, hidden_size=hidden, direction=direction, **attrs)
+    return node, feeds, inits, outs
+
+
+CONFIGS = {  # id: (op, keyword arguments of recurrent_node)
+    "lstm-b1": ("LSTM", {}),
+    "lstm-b16-states": ("LSTM", {"batch": 16, "states": 2}),
+    "lstm-b16-bidirectional-states": ("LSTM", {"batch": 16, "direction": "bidirectional",
+                                               "states": 2}),
+    "lstm-b1-reverse-h0-nobias": ("LSTM", {"direction": "reverse", "states": 1,
+                                           "bias": False}),
+    "lstm-b3-bidirectional-layout1-h32": ("LSTM", {"batch": 3, "direction": "bidirectional",
+                                                   "layout": 1, "states": 2, "hidden": 32}),
+    "gru-b1-lbr": ("GRU", {"linear_before_reset": 1}),
+    "gru-b16-bidirectional-h0-lbr": ("GRU", {"batch": 16, "direction": "bidirectional",
+                                             "states": 1, "linear_before_reset": 1}),
+    "gru-b16-h0": ("GRU", {"batch": 16, "states": 1}),
+    "gru-b1-bidirectional-nobias": ("GRU", {"direction": "bidirectional", "bias": False}),
+    "rnn-b16-h0": ("RNN", {"batch": 16, "states": 1}),
+    "rnn-b1-bidirectional": ("RNN", {"direction": "bidirectional"}),
+}
+RUNS = {"reference": {"backend": "reference"},
+        "llvm-1t": {"backend": "llvm", "num_threads": 1},
+        "llvm-2t": {"backend": "llvm", "num_threads": 2}}
+
+
+def ort_batch_first(node, feeds, inits, outs):
+    """onnxruntime's outputs for a layout=1 node (which it refuses to run): the same node
+    with layout 0 on the transposed inputs, its outputs transposed back."""
+    plain = onnx.NodeProto()
+    plain.CopyFrom(node)
+    del plain.attribute[:]
+    plain.attribute.extend(a for a in node.attribute if a.name != "layout")
+    feeds = {k: v.swapaxes(0, 1).copy() for k, v in feeds.items()}
+    y, *finals = ort_run([plain], feeds, inits, outs)
+    return [y.transpose(2, 0, 1, 3), *(f.swapaxes(0, 1) for f in finals)]
+
+
+@pytest.mark.parametrize("run", RUNS, ids=list(RUNS))
+@pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))
+def test_onnx_recurrent_operator_matches_onnxruntime(rng, config, run):
+    """The ONNX operator, imported as one `lstm`/`gru`/`rnn` node, against onnxruntime
+    running the same ONNX operator (every output: Y, Y_h and Y_c)."""
+    op, kw = CONFIGS[config]
+    node, feeds, inits, outs = recurrent_node(op, rng, **kw)
+    expected = ort_batch_first(node, feeds, inits, outs) if kw.get("layout") else \
+        ort_run([node], feeds, inits, outs)
+    g = compiler.load_onnx(onnx_model([node], feeds, inits, outs))
+    assert [n.op for n in g.nodes if n.op in ("lstm", "gru", "rnn")] == [op.lower()]
+    got = compiler.compile(g, opt_level=2, **RUNS[run])(*feeds.values())
+    assert len(got) == len(expected)
+    for name, a, e in zip(outs, got, expected):
+        assert_close(a, e, rtol=1e-5, atol=2e-5, what=f"{config} {name} ({run})")
+
+
+def test_import_is_one_node_not_an_unrolled_sequence(rng):
+    """A 64-step LSTM becomes one `lstm` node (the unrolled form had hundreds)."""
+    node, feeds, inits, outs = recurrent_node("LSTM", rng, t=64, hidden=32)
+    g = compiler.load_onnx(onnx_model([node], feeds, inits, outs))
+    assert [n.op for n in g.nodes] == ["lstm"]
+
+
+@pytest.mark.parametrize("attrs", [{"clip": 2.0}, {"input_forget": 1},
+                                   {"activations": ["HardSigmoid", "Tanh", "Tanh"]}],
+                         ids=["clip", "input_forget", "activations"])
+def test_what_the_operator_lacks_is_unrolled(rng, attrs):
+    """clip, input_forget and other activations are not the registry operator's: those
+    nodes take the unrolled path, still matching onnxruntime."""
+    node, feeds, inits, outs = recurrent_node("LSTM", rng, t=3, batch=2, hidden=5, **attrs)
+    expected = ort_run([node], feeds, inits, outs)
+    g = compiler.load_onnx(onnx_model([node], feeds, inits, outs))
+    assert "lstm" not in {n.op for n in g.nodes} and len(g.nodes) > 20
+    got = compiler.compile(g, opt_level=2)(*feeds.values())
+    for name, a, e in zip(outs, got, expected):
+        assert_close(a, e, rtol=1e-5, atol=2e-5, what=name)
+
+
+def _recorded_lowering(monkeypatch, graph, **options):
+    """Compile `graph` for LLVM, recording the phases its recurrent node emits and the GEMMs
+    its lowering asks for."""
+    from backends.llvm import kernel, recurrent
+
+    phases, gemms = [], []
+    original_phase, original_gemm = kernel.Kernel.phase, recurrent.gemm_phase
+
+    def phase(self, n_items, body, **kw):
+        if self.node.op in ("lstm", "gru", "rnn"):
+            phases.append((n_items, kw.get("parallel", True)))
+        return original_phase(self, n_items, body, **kw)
+
+    def gemm(k, g, dtype, scratch=None):
+        gemms.append((g.batch, g.m, g.n, g.k))
+        return original_gemm(k, g, dtype, scratch)
+
+    monkeypatch.setattr(kernel.Kernel, "phase", phase)
+    monkeypatch.setattr(recurrent, "gemm_phase", gemm)
+    return compiler.compile(graph, opt_level=2, **options), phases, gemms
+
+
+@pytest.mark.parametrize("steps", [4, 32])
+def test_input_projection_is_one_gemm_and_the_loop_one_phase(monkeypatch, rng, steps):
+    """The LLVM lowering of a bidirectional LSTM: the input projection of every step and
+    both directions is one GEMM [T*B, I] x [I, >= 2*4*H]; the time loop is one serial phase;
+    the number of phases does not grow with the sequence."""
+    node, feeds, inits, outs = recurrent_node("LSTM", rng, t=steps, batch=3, inp=10, hidden=20,
+                                              direction="bidirectional")
+    g = compiler.load_onnx(onnx_model([node], feeds, inits, outs))
+    fn, phases, gemms = _recorded_lowering(monkeypatch, g, num_threads=1)
+    (gemm,) = gemms
+    assert gemm[:2] == (1, steps * 3) and gemm[3] == 10 and gemm[2] >= 2 * 4 * 20
+    # packing x for the GEMM, the GEMM, the time loop (weights packed at compile time)
+    assert len(phases) == 3 and phases[-1] == (1, False)
+    for name, a, e in zip(outs, fn(feeds["X"]), ort_run([node], feeds, inits, outs)):
+        assert_close(a, e, rtol=1e-5, atol=2e-5, what=name)
+
+
+@pytest.mark.parametrize("op,batch,split", [("LSTM", 1, False), ("LSTM", 16, True),
+                                            ("GRU", 7, True)])
+def test_thread_counts_agree_bitwise(rng, op, batch, split):
+    """With enough work per step (hidden 256, batch 7 or 16) each step's unit tiles are
+    split over threads; a batch-1 step stays on one thread. The bits do not depend on the
+    thread count."""
+    node, feeds, inits, outs = recurrent_node(op, rng, t=5, batch=batch, inp=16, hidden=256,
+                                              direction="bidirectional", states=1)
+    g = compiler.load_onnx(onnx_model([node], feeds, inits, outs))
+    results = {}
+    for threads in (1, 2, 3):
+        fn = compiler.compile(g, opt_level=2, num_threads=threads)
+        if threads > 1:  # the steps' tasks go to the pool (not only the GEMM's), or not
+            step_tasks = rf"call void @lamina_parallel_for\(ptr [^@]*@{op.lower()}\.step"
+            assert bool(re.search(step_tasks, fn.llvm_ir)) == split
+        results[threads] = fn(*feeds.values())
+    for threads in (2, 3):
+        for a, b in zip(results[1], results[threads]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("features", ["avx2", "sse"])
+@pytest.mark.parametrize("op,attrs", [("LSTM", {}), ("GRU", {"linear_before_reset": 0})],
+                         ids=["lstm", "gru"])
+def test_narrower_vector_targets_match_onnxruntime(rng, features, op, attrs):
+    """8 and 4 lanes, 16 registers (smaller register tiles): hidden 20 leaves a partial
+    unit tile, batch 7 a partial row tile."""
+    node, feeds, inits, outs = recurrent_node(op, rng, batch=7, states=1,
+                                              direction="bidirectional", **attrs)
+    expected = ort_run([node], feeds, inits, outs)
+    g = compiler.load_onnx(onnx_model([node], feeds, inits, outs))
+    got = compiler.compile(g, opt_level=2, target_features=features)(*feeds.values())
+    for name, a, e in zip(outs, got, expected):
+        assert_close(a, e, rtol=1e-5, atol=2e-5, what=f"{name} ({features})")
+
+
+def test_runtime_weights_match_onnxruntime(rng):
+    """W, R and B as graph inputs rather than initialisers: gathered into the packed layouts
+    by a phase at run time; same numbers."""
+    node, feeds, inits, outs = recurrent_node("GRU", rng, batch=4, states=1,
+                                              direction="bidirectional")
+    feeds = {**feeds, **inits}
+    expected = ort_run([node], feeds, {}, outs)
+    g = compiler.load_onnx(onnx_model([node], feeds, {}, outs))
+    assert [n.op for n in g.nodes] == ["gru"]
+    got = compiler.compile(g, opt_level=2)(*feeds.values())
+    for name, a, e in zip(outs, got, expected):
+        assert_close(a, e, rtol=1e-5, atol=2e-5, what=name)
 
 
 # ---- multi-head attention -----------------------------------------------------------------

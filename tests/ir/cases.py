@@ -117,7 +117,14 @@ def by_op() -> dict[str, list[Case]]:
 
 
 def _load() -> None:
-    from . import cases_backward, cases_elementwise, cases_fused, cases_nn, cases_shape  # noqa: F401
+    from . import (  # noqa: F401
+        cases_backward,
+        cases_elementwise,
+        cases_fused,
+        cases_nn,
+        cases_recurrent,
+        cases_shape,
+    )
 
 
 _load()

@@ -67,6 +67,14 @@ NON_DIFFERENTIABLE = {
                     "linear and the activation",
     "fused_elementwise": "made by fusion passes, which run after differentiation: autodiff "
                          "sees the operators of its body",
+    **dict.fromkeys(("lstm", "gru", "rnn"), "inference op from ONNX import; compiler.nn.LSTM "
+                    "traces to differentiable cells"),
+}
+
+# Operators whose rule gives no gradient on purpose (not by calculus, so finite differences
+# of their forward computation disagree), each with the reason.
+STOPS_GRADIENT = {
+    "detach": "torch's Tensor.detach: the value passes, its gradient does not",
 }
 
 # ---- elementwise -------------------------------------------------------------------------

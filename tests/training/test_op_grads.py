@@ -15,7 +15,7 @@ from backends.reference import run
 from passes.autodiff import grad
 from tests.training.numeric import check_graph_grads
 
-from .op_cases import CASES, NON_DIFFERENTIABLE, GradCase, by_op
+from .op_cases import CASES, NON_DIFFERENTIABLE, STOPS_GRADIENT, GradCase, by_op
 
 FLOATS = ("f32", "f64")
 
@@ -42,7 +42,9 @@ def test_every_operator_is_covered():
     cases = by_op()
     for op in ir.ops.names():
         opdef = ir.ops.get(op)
-        if op in NON_DIFFERENTIABLE:
+        if op in STOPS_GRADIENT:
+            assert op not in cases and opdef.grad is not None, op
+        elif op in NON_DIFFERENTIABLE:
             assert op not in cases, f"{op} is listed as non-differentiable but has cases"
             assert opdef.grad is None, f"{op} has a gradient rule but is listed as " \
                                        "non-differentiable"
@@ -53,7 +55,18 @@ def test_every_operator_is_covered():
 
 
 def test_no_case_names_an_unknown_operator():
-    assert set(by_op()) | set(NON_DIFFERENTIABLE) <= set(ir.ops.names())
+    assert set(by_op()) | set(NON_DIFFERENTIABLE) | set(STOPS_GRADIENT) <= set(ir.ops.names())
+
+
+@pytest.mark.parametrize("op", sorted(STOPS_GRADIENT))
+def test_stopping_operators_pass_no_gradient(op):
+    """loss = sum(x * op(x)): only the first factor's path carries a gradient, so dx = op(x)
+    = x, where calculus through both factors would give 2x."""
+    g = ir.Graph()
+    x = g.add_input("x", ir.TensorType((2, 3), "f64"))
+    g.outputs = [g.call("reduce_sum", g.call("mul", x, g.call(op, x)))]
+    xv = np.arange(6.0).reshape(2, 3) - 2.5
+    np.testing.assert_array_equal(run(grad(g, inputs=["x"]), xv)[1], xv)
 
 
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)

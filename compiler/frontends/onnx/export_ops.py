@@ -177,6 +177,11 @@ def _dropout(ex: Exporter, node: ir.Node) -> None:
     ex.emit("Identity", ex.ins(node), [ex.out(node)])
 
 
+@exporter("detach", handles=())
+def _detach(ex: Exporter, node: ir.Node) -> None:  # an inference graph has no gradients
+    ex.emit("Identity", ex.ins(node), [ex.out(node)])
+
+
 def _linear(ex: Exporter, node: ir.Node, out: str, with_bias: bool = True) -> str:
     x, w = node.inputs[0], node.inputs[1]
     ins = ex.ins(node)[: 3 if with_bias else 2]
@@ -470,3 +475,15 @@ def _dropout_seeded(ex: Exporter, node: ir.Node) -> None:
         raise OnnxExportError(f"%{node.name} (dropout_seeded): its mask comes from numpy's "
                               "generator, which onnxruntime cannot reproduce")
     ex.emit("Identity", [ex.name(node.inputs[0])], [ex.out(node)])
+
+
+@exporter("lstm", "gru", "rnn", handles=("direction", "hidden_size", "linear_before_reset"))
+def _recurrent(ex: Exporter, node: ir.Node) -> None:
+    """ONNX's LSTM, GRU and RNN: the same layouts, gate order and default activations."""
+    ins = ex.ins(node)
+    attrs = {"hidden_size": node.attrs["hidden_size"], "direction": node.attrs["direction"]}
+    if node.op == "gru":
+        attrs["linear_before_reset"] = int(node.attrs["linear_before_reset"])
+    states = ["", *ins[4:]] if len(ins) > 4 else []  # sequence_lens left out: full length
+    ex.emit({"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[node.op], [*ins[:4], *states],
+            [ex.name(o) for o in node.outputs], **attrs)

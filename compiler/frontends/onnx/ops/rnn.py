@@ -1,11 +1,16 @@
-"""ONNX's recurrent operators (RNN, GRU, LSTM), unrolled over their static sequence length.
+"""ONNX's recurrent operators (RNN, GRU, LSTM).
 
-Shapes are static, so the recurrence becomes straight-line code: the input projection of
-every step at once (one `linear`), then per step a `linear` of the hidden state, the gate
-activations and the state update, in the order ONNX's equations state them. Directions
-"forward", "reverse" and "bidirectional", both layouts, `clip`, peepholes, `input_forget`
-and `linear_before_reset` follow the operator definitions; variable sequence lengths
-(`sequence_lens` below the full length) are refused.
+With their default activations and no `clip`, peepholes or `input_forget` (what torch and
+most exporters write), each becomes one registry operator (`rnn`, `gru`, `lstm`, ONNX's own
+semantics in ONNX's layout; layout=1 is transposed around it), which the backends run as a
+whole sequence.
+
+Anything else is unrolled over the static sequence length into straight-line code: the
+input projection of every step at once (one `linear`), then per step a `linear` of the
+hidden state, the gate activations and the state update, in the order ONNX's equations
+state them. Directions "forward", "reverse" and "bidirectional", both layouts, `clip`,
+peepholes, `input_forget` and `linear_before_reset` follow the operator definitions.
+Variable sequence lengths (`sequence_lens` below the full length) are refused on both paths.
 """
 
 from __future__ import annotations
@@ -138,8 +143,51 @@ def b_dtype(x):
     return x.dtype if isinstance(x, np.ndarray) else x.type.np_dtype
 
 
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def _zero_const(x) -> bool:
+    return isinstance(x, np.ndarray) and not x.any()
+
+
+def _whole(b: Builder, n: OnnxNode, op: str, x, w, r, bias, seq_lens, states: list,
+           defaults: list[str], peep=None, **attrs):
+    """The node as one registry operator, or None where that does not express it (other
+    activations, clip, peepholes, input_forget): then it is unrolled."""
+    direction, layout = n.get("direction", "forward"), n.get("layout", 0)
+    dirs = 2 if direction == "bidirectional" else 1
+    acts = n.get("activations")
+    if (acts is not None and list(acts) != defaults * dirs) or n.get("clip") is not None \
+            or n.get("input_forget", 0) or not (peep is None or _zero_const(peep)):
+        return None
+    t_len = x.shape[1 if layout else 0]
+    if seq_lens is not None and (b.const(seq_lens, "sequence_lens") != t_len).any():
+        raise Unsupported("sequence_lens shorter than the sequence (variable lengths)")
+    hidden = n.get("hidden_size", r.shape[-1])
+    if layout:  # [batch, seq, ...] and states [batch, dirs, H]: ONNX's layout 0 inside
+        x = b.call("transpose", x, perm=(1, 0, 2))
+        states = [s if s is None else b.call("transpose", s, perm=(1, 0, 2)) for s in states]
+    dtype = b_dtype(x)
+    if bias is None:
+        bias = np.zeros((dirs, 2 * GATES[op] * hidden), dtype)
+    while states and (states[-1] is None or _zero_const(states[-1])):
+        states.pop()  # trailing zero states are the operator's default
+    zeros = np.zeros((dirs, x.shape[1], hidden), dtype)
+    states = [zeros if s is None else s for s in states]
+    outs = b.call(op, x, w, r, bias, *states, hidden_size=hidden, direction=direction,
+                  **attrs)
+    if not layout:
+        return outs
+    y, *finals = outs
+    return (b.call("transpose", y, perm=(2, 0, 1, 3)) if any(n.used[:1]) else None,
+            *[b.call("transpose", f, perm=(1, 0, 2)) for f in finals])
+
+
 @handler
 def RNN(b: Builder, n: OnnxNode, x, w, r, bias=None, seq_lens=None, h0=None):
+    whole = _whole(b, n, "rnn", x, w, r, bias, seq_lens, [h0], ["Tanh"])
+    if whole is not None:
+        return whole
     rec = _Recurrence(b, n, x, w, r, bias, seq_lens, 1, ["Tanh"])
     hs, finals = [], []
     for d, reverse in enumerate(rec.dirs):
@@ -156,6 +204,10 @@ def RNN(b: Builder, n: OnnxNode, x, w, r, bias=None, seq_lens=None, h0=None):
 
 @handler
 def GRU(b: Builder, n: OnnxNode, x, w, r, bias=None, seq_lens=None, h0=None):
+    whole = _whole(b, n, "gru", x, w, r, bias, seq_lens, [h0], ["Sigmoid", "Tanh"],
+                   linear_before_reset=bool(n.get("linear_before_reset", 0)))
+    if whole is not None:
+        return whole
     rec = _Recurrence(b, n, x, w, r, bias, seq_lens, 3, ["Sigmoid", "Tanh"])
     before_reset = n.get("linear_before_reset", 0)
     hs, finals = [], []
@@ -196,6 +248,10 @@ def GRU(b: Builder, n: OnnxNode, x, w, r, bias=None, seq_lens=None, h0=None):
 @handler
 def LSTM(b: Builder, n: OnnxNode, x, w, r, bias=None, seq_lens=None, h0=None, c0=None,
          peep=None):
+    whole = _whole(b, n, "lstm", x, w, r, bias, seq_lens, [h0, c0],
+                   ["Sigmoid", "Tanh", "Tanh"], peep)
+    if whole is not None:
+        return whole
     rec = _Recurrence(b, n, x, w, r, bias, seq_lens, 4, ["Sigmoid", "Tanh", "Tanh"])
     couple = n.get("input_forget", 0)
     hs, finals_h, finals_c = [], [], []
