@@ -1,8 +1,9 @@
 """Functional API for forward() code, with torch.nn.functional's names and conventions.
 
-Every function records one or a few IR operators in the active trace. Operators that need
-no torch-style translation are reached by their registry name (`F.exp`, `F.maximum`, ...),
-so there is no second list of operators here.
+Every function records one or a few IR operators in the active trace. torch's functions
+that are also tensor methods (`torch.argmax(x, 1)`) call the traced tensor's method, and
+operators that need no torch-style translation are reached by their registry name (`F.exp`,
+`F.erf`, ...), so there is no second list of operators here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import numpy as np
 from ir import ShapeError
 from ir import ops as _ops
 
-from .frontends.tracing import op, where
+from .frontends.tensor_methods import as_dtype, scalar_dtype
+from .frontends.tracing import Tensor, current, op
+from .frontends.tracing import where as _layer
 
 
 def _pair(v) -> tuple[int, int]:
@@ -26,10 +29,21 @@ def _pads(padding) -> tuple[int, int, int, int]:
 
 
 def __getattr__(name: str):
-    """`F.<op>(*inputs, **attrs)` for any registered operator without a wrapper below."""
-    if name.startswith("_") or name not in _ops.names():
+    """torch's functions that are tensor methods, `F.<method>(x, *args)` = `x.<method>(*args)`
+    (`torch.argmax(x, 1)`, `torch.gather(x, 1, idx)`, `torch.transpose(x, 0, 1)`), then
+    `F.<op>(*inputs, **attrs)` for any other registered operator without a wrapper below."""
+    if name.startswith("_"):
         raise AttributeError(f"compiler.functional has no function {name!r}")
-    return lambda *inputs, **attrs: op(name, *inputs, **attrs)
+    if callable(getattr(Tensor, name, None)):
+        return lambda x, *args, **kwargs: getattr(_tensor(x), name)(*args, **kwargs)
+    if name in _ops.names():
+        return lambda *inputs, **attrs: op(name, *inputs, **attrs)
+    raise AttributeError(f"compiler.functional has no function {name!r}")
+
+
+def _tensor(x):
+    """A traced tensor for `x`: an array (a parameter, a constant) enters as a weight."""
+    return x if isinstance(x, Tensor) else Tensor(current().value(np.asarray(x)))
 
 
 # ---- layers' functional forms --------------------------------------------------------------
@@ -70,7 +84,7 @@ def adaptive_avg_pool2d(x, output_size=1):
         return op("global_avg_pool", x)
     h, w = x.shape[-2:]
     if any(s <= 0 for s in sizes) or h % sizes[0] or w % sizes[1]:
-        raise ShapeError(f"{where()}adaptive_avg_pool2d to {list(sizes)} needs output sizes "
+        raise ShapeError(f"{_layer()}adaptive_avg_pool2d to {list(sizes)} needs output sizes "
                          f"that divide the input's {[h, w]}")
     if sizes == (h, w):
         return x
@@ -96,8 +110,19 @@ def dropout(x, p=0.5, training=True, seed=0):
     return op("dropout", x, ratio=p, training=training, seed=seed)
 
 
-def embedding(indices, weight):
-    return op("gather", weight, indices, axis=0)
+def embedding(indices, weight, padding_idx=None):
+    """Rows of `weight` picked by `indices`. With `padding_idx`, as torch: that row is read
+    like any other but receives no gradient (it stays fixed in training)."""
+    rows = op("gather", weight, indices, axis=0)
+    if padding_idx is None:
+        return rows
+    n = weight.shape[0]
+    if not -n <= padding_idx < n:
+        raise ShapeError(f"{_layer()}padding_idx {padding_idx} is out of range for "
+                         f"{n} embeddings")
+    # padding positions read the row through detach: the same value, no gradient path
+    pad = (_tensor(indices) == padding_idx % n).unsqueeze(-1)
+    return op("where", pad, op("detach", rows), rows)
 
 
 # ---- activations ---------------------------------------------------------------------------
@@ -129,13 +154,142 @@ def hardtanh(x, min_val=-1.0, max_val=1.0):
     return op("clip", x, min=min_val, max=max_val)
 
 
+def elu(x, alpha=1.0):
+    return op("elu", x, alpha=alpha)
+
+
+# torch's SELU constants (Klambauer et al., 2017)
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(x):
+    return op("elu", x, alpha=SELU_ALPHA) * SELU_SCALE
+
+
+def silu(x):
+    return x * op("sigmoid", x)
+
+
+def mish(x):
+    return x * op("tanh", op("softplus", x))
+
+
+def hardsigmoid(x):
+    return op("relu6", x + 3.0) / 6.0
+
+
+def hardswish(x):
+    return x * hardsigmoid(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (torch's rule)."""
+    if beta == 1.0:
+        soft = op("softplus", x)
+    else:
+        soft = op("softplus", x * float(beta)) / float(beta)
+    return where(x * float(beta) > threshold, x, soft)
+
+
+def softsign(x):
+    return x / (x.abs() + 1.0)
+
+
 # ---- tensor functions ----------------------------------------------------------------------
 def cat(tensors, dim=0):
     return op("concat", *tensors, axis=dim)
 
 
 def stack(tensors, dim=0):
-    return cat([t.unsqueeze(dim) for t in tensors], dim)
+    return cat([_tensor(t).unsqueeze(dim) for t in tensors], dim)
+
+
+def where(condition, input, other):
+    """torch.where: `input` where `condition` holds, else `other` (either may be a scalar),
+    after torch's type promotion."""
+    if isinstance(input, Tensor):
+        return input.where(condition, other)
+    if isinstance(other, Tensor):  # promotion from the tensor's side, then back
+        return other.where(_not(condition), input)
+    if np.isscalar(input):  # two scalars: a tensor of condition's shape, torch's dtype
+        input = full_like(condition, input, scalar_dtype(input))
+    return _tensor(input).where(condition, other)
+
+
+def _not(condition):
+    return ~condition if isinstance(condition, Tensor) else ~np.asarray(condition, bool)
+
+
+def einsum(equation: str, *operands):
+    """torch.einsum for explicit indices (no '...', no repeated index within one operand):
+    operands are contracted pairwise, left to right, each pair as one batched matmul."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    lhs, arrow, out = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if not arrow:  # implicit output: the indices seen once, in alphabetical order
+        out = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
+    if "." in equation or len(terms) != len(operands) or \
+            any(len(set(t)) != len(t) for t in terms):
+        raise ShapeError(f"{_layer()}einsum {equation!r} with {len(operands)} operand(s): "
+                         "one term per operand, without '...' or a repeated index in a term")
+    xs = [_tensor(x) for x in operands]
+    sizes = {}
+    for t, x in zip(terms, xs):
+        if len(t) != x.ndim:
+            raise ShapeError(f"{_layer()}einsum term {t!r} for an operand of shape "
+                             f"{list(x.shape)}")
+        for c, n in zip(t, x.shape):
+            if sizes.setdefault(c, n) != n:
+                raise ShapeError(f"{_layer()}einsum index {c!r} has sizes {sizes[c]} and {n}")
+    acc, idx = _sum_out(xs[0], terms[0], set(out).union(*terms[1:]))
+    for k in range(1, len(xs)):
+        keep = set(out).union(*terms[k + 1:])
+        x, t = _sum_out(xs[k], terms[k], keep | set(idx))
+        acc, idx = _contract(acc, idx, x, t, keep)
+    acc, idx = _sum_out(acc, idx, set(out))
+    return acc.permute(*(idx.index(c) for c in out)) if idx != out else acc
+
+
+def _sum_out(x, idx: str, keep: set):
+    """Sum away the indices of `x` nothing later needs."""
+    drop = [i for i, c in enumerate(idx) if c not in keep]
+    if not drop:
+        return x, idx
+    return x.sum(drop), "".join(c for c in idx if c in keep)
+
+
+def _contract(a, ai: str, b, bi: str, keep: set):
+    """a[batch, left, sum] @ b[batch, sum, right]: shared indices still needed are batch,
+    shared ones no longer needed are summed, the rest stay on their side."""
+    batch = [c for c in ai if c in bi and c in keep]
+    summed = [c for c in ai if c in bi and c not in keep]
+    left = [c for c in ai if c not in bi]
+    right = [c for c in bi if c not in ai]
+    size = dict(zip(ai, a.shape)) | dict(zip(bi, b.shape))
+
+    def grouped(x, xi, groups):
+        order = [c for g in groups for c in g]
+        x = x.permute(*(xi.index(c) for c in order)) if order != list(xi) else x
+        return x.reshape(*(int(np.prod([size[c] for c in g])) for g in groups))
+
+    y = grouped(a, ai, (batch, left, summed)) @ grouped(b, bi, (batch, summed, right))
+    idx = "".join(batch + left + right)
+    return y.reshape(*(size[c] for c in idx)), idx
+
+
+def full_like(x, fill_value, dtype=None):
+    x = _tensor(x)
+    return op("constant", value=float(fill_value), shape=x.shape,
+              dtype=x.dtype if dtype is None else as_dtype(dtype))
+
+
+def zeros_like(x, dtype=None):
+    return full_like(x, 0, dtype)
+
+
+def ones_like(x, dtype=None):
+    return full_like(x, 1, dtype)
 
 
 def flatten(x, start_dim=0, end_dim=-1):

@@ -2,8 +2,10 @@
 
 batch_norm: one work item per (image, channel) plane: scale = w / sqrt(var + eps) is
 computed once, then a vector loop (x - mean) * scale + b, the reference's operation order.
-In training mode a first phase computes per-channel batch mean and (biased) variance.
-layer_norm: one item per row; mean and variance are vector reductions, then one vector pass.
+In training mode a first phase computes per-channel batch mean and (biased) variance, both
+about a shift (the channel's first element) so inputs with a large common offset lose nothing.
+layer_norm: one item per row; mean and variance (about the row's first element, likewise) are
+vector reductions, then one vector pass.
 softmax/log_softmax over an axis with inner extent 1: vector reductions along the row (max,
 then sum of exp); otherwise vectors run across the inner extent and loops over the axis.
 gather: a serial check phase refuses out-of-range indices at run time (the call raises),
@@ -19,6 +21,7 @@ from .builder import KBuilder, const, vec_type
 from .kernel import Buf, Kernel
 from .loops import prod, vector_loop, vreduce
 from .registry import lowering
+from .shape import copy_phase
 
 
 def _fmax(b):
@@ -34,8 +37,9 @@ def lower_batch_norm(k: Kernel) -> None:
     size = prod(x.shape[2:])
     if out.size == 0:
         return
+    shift = None
     if k.attrs["training"]:
-        mean, var = _batch_stats(k, x)
+        shift, mean, var = _batch_stats(k, x)
     el, lanes, eps = x.elem, k.lanes(x.dtype), k.attrs["eps"]
 
     def body(b: KBuilder, lo, hi, worker):
@@ -44,27 +48,37 @@ def lower_batch_norm(k: Kernel) -> None:
             sd = b.intrinsic("sqrt", [b.fadd(b.vload(var.ptr, ch, el), const(el, eps))])
             scale = b.fdiv(b.vload(w.ptr, ch, el), sd)
             m, s0 = b.vload(mean.ptr, ch, el), b.vload(bias.ptr, ch, el)
+            x0 = b.vload(shift.ptr, ch, el) if shift is not None else None
             start = b.mul(p, b.i64(size))
 
             def step(i, width):
                 xv = b.vload(x.ptr, b.add(start, i), el, width)
+                if x0 is not None:  # batch statistics are about the shift
+                    xv = b.fsub(xv, b.splat(x0, width))
                 y = b.fmul(b.fsub(xv, b.splat(m, width)), b.splat(scale, width))
                 b.vstore(b.fadd(y, b.splat(s0, width)), out.ptr, b.add(start, i))
 
             vector_loop(b, b.i64(0), b.i64(size), lanes, step)
 
-    k.phase(n * c, body, bufs=[x, w, bias, mean, var, out], cost=2 * out.size)
+    bufs = [x, w, bias, mean, var, out, *([shift] if shift is not None else [])]
+    k.phase(n * c, body, bufs=bufs, cost=2 * out.size)
 
 
-def _batch_stats(k: Kernel, x: Buf) -> tuple[Buf, Buf]:
-    """Per-channel mean and biased variance over (N, spatial), in two passes."""
+def _batch_stats(k: Kernel, x: Buf) -> tuple[Buf, Buf, Buf]:
+    """Per channel: a shift (the channel's first element), the mean of x - shift and the
+    biased variance, in two passes over (N, spatial). Centring about the shift keeps values
+    with a large common offset exact (see ir.ops.nn.centered)."""
     n, c = x.shape[:2]
     size = prod(x.shape[2:])
+    shift = k.new_scratch(x.dtype, c)
     mean, var = k.new_scratch(x.dtype, c), k.new_scratch(x.dtype, c)
     el, lanes, count = x.elem, k.lanes(x.dtype), n * size
 
     def body(b: KBuilder, lo, hi, worker):
         with b.loop(lo, hi, name="ch") as ch:
+            x0 = b.vload(x.ptr, b.mul(ch, b.i64(size)), el)
+            b.vstore(x0, shift.ptr, ch)
+
             def average(f):
                 acc = b.var(el, const(el, 0), "tot")
                 with b.loop(0, n, name="img") as img:
@@ -75,17 +89,17 @@ def _batch_stats(k: Kernel, x: Buf) -> tuple[Buf, Buf]:
                     b.store(b.fadd(b.load(acc, typ=el), s), acc)
                 return b.fdiv(b.load(acc, typ=el), const(el, count))
 
-            m = average(lambda v, w: v)
+            m = average(lambda v, w: b.fsub(v, b.splat(x0, w)))
             b.vstore(m, mean.ptr, ch)
 
             def square(v, w):
-                d = b.fsub(v, b.splat(m, w))
+                d = b.fsub(b.fsub(v, b.splat(x0, w)), b.splat(m, w))
                 return b.fmul(d, d)
 
             b.vstore(average(square), var.ptr, ch)
 
-    k.phase(c, body, bufs=[x, mean, var], cost=2 * x.size)
-    return mean, var
+    k.phase(c, body, bufs=[x, shift, mean, var], cost=3 * x.size)
+    return shift, mean, var
 
 
 # ---- layer_norm ---------------------------------------------------------------------------------
@@ -104,8 +118,10 @@ def lower_layer_norm(k: Kernel) -> None:
         with b.loop(lo, hi, name="row") as r:
             start = b.mul(r, b.i64(d))
 
-            def load(i, width):
-                return b.vload(x.ptr, b.add(start, i), el, width)
+            x0 = b.vload(x.ptr, start, el)
+
+            def load(i, width):  # centred about the row's first element: see _batch_stats
+                return b.fsub(b.vload(x.ptr, b.add(start, i), el, width), b.splat(x0, width))
 
             mean = b.fdiv(vreduce(b, b.i64(0), b.i64(d), lanes, el, 0.0, load, b.fadd),
                           const(el, d))
@@ -217,6 +233,13 @@ def _softmax_columns(k, x, out, outer, n, inner, log):
             vector_loop(b, b.i64(0), b.i64(inner), lanes, step)
 
     k.phase(outer, body, cost=25 * x.size)
+
+
+# ---- detach (a copy; the gradient stops in autodiff, not here) --------------------------------
+@lowering("detach")
+def lower_detach(k: Kernel) -> None:
+    x, out = k.inputs[0], k.outputs[0]
+    copy_phase(k, [x.size], x, [1], 0, out, [1], 0)
 
 
 # ---- gather --------------------------------------------------------------------------------------

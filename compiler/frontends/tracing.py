@@ -20,6 +20,8 @@ import ir
 from ir import LaminaError, TensorType
 from passes.eliminate_dead_code import eliminate_dead_code
 
+from .tensor_methods import TensorMethods
+
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("tracer", default=None)
 
 
@@ -123,8 +125,50 @@ def trace(model, *example_inputs, name: str = "main") -> ir.Graph:
 
     Nested output tuples (an LSTM's `(output, (h_n, c_n))`) become the graph's flat list of
     outputs, in order; None results (MultiheadAttention's weights when not asked for) are
-    left out."""
-    return trace_structured(model, *example_inputs, name=name)[0]
+    left out. The nesting is kept as `graph.output_structure` (see `trace_structured`);
+    `restructure` gives a compiled callable that nesting back."""
+    graph, structure = trace_structured(model, *example_inputs, name=name)
+    graph.output_structure = structure
+    return graph
+
+
+def output_structure(graph: ir.Graph):
+    """The nesting of a traced graph's outputs, or None for a graph that was not traced
+    (read it before passes copy the graph: copies do not keep it)."""
+    return getattr(graph, "output_structure", None)
+
+
+def restructure(fn, structure):
+    """`fn` (a compiled graph: returns an array or a flat tuple of its outputs) returning
+    what forward() returned instead: nested tuples and lists, None kept. `fn` itself when
+    the flat results already have that shape (one tensor, or a flat tuple of them), or
+    when it is restructured already."""
+    flat = structure is None or isinstance(structure, int) or (
+        type(structure) is tuple and len(structure) > 1
+        and all(isinstance(s, int) for s in structure))
+    return fn if flat or isinstance(fn, Restructured) else Restructured(fn, structure)
+
+
+class Restructured:
+    """A compiled callable whose results come back nested as the model returned them;
+    every attribute (`graph`, `llvm_ir`, ...) is the wrapped callable's."""
+
+    def __init__(self, fn, structure):
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "structure", structure)
+
+    def __call__(self, *args, **kwargs):
+        out = self.fn(*args, **kwargs)
+        return unflatten(self.structure, out if isinstance(out, tuple) else (out,))
+
+    def __getattr__(self, name):
+        return getattr(self.fn, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.fn, name, value)
+
+    def __repr__(self) -> str:
+        return repr(self.fn)
 
 
 def trace_structured(model, *example_inputs, name: str = "main"):
@@ -167,8 +211,9 @@ def _flatten(out, outs: list, where: str):
     if isinstance(out, Tensor):
         outs.append(out)
         return len(outs) - 1
-    if isinstance(out, (tuple, list)):
-        return tuple(_flatten(o, outs, f"{where}[{i}]") for i, o in enumerate(out))
+    if isinstance(out, (tuple, list)):  # lists, tuples and named tuples keep their type
+        inner = [_flatten(o, outs, f"{where}[{i}]") for i, o in enumerate(out)]
+        return _rebuild(out, inner)
     if out is None:  # torch-style optional results (attention weights not asked for)
         return None
     raise TraceError(f"model output{where or ''} is {type(out).__name__}, not a traced tensor "
@@ -178,9 +223,16 @@ def _flatten(out, outs: list, where: str):
 def unflatten(structure, results):
     """The nesting `trace_structured` recorded, filled with `results` (graph outputs);
     None stays None."""
-    if isinstance(structure, tuple):
-        return tuple(unflatten(s, results) for s in structure)
+    if isinstance(structure, (tuple, list)):
+        return _rebuild(structure, [unflatten(s, results) for s in structure])
     return None if structure is None else results[structure]
+
+
+def _rebuild(like, items: list):
+    """`items` in a sequence of the type of `like` (a list, a tuple, a named tuple)."""
+    if isinstance(like, list):
+        return items
+    return type(like)(*items) if hasattr(like, "_fields") else tuple(items)
 
 
 def _arg_names(model, n: int) -> list[str]:
@@ -196,19 +248,37 @@ def _arg_names(model, n: int) -> list[str]:
     return names
 
 
+def _check_indices(x, item) -> None:
+    dtype = item.dtype if isinstance(item, Tensor) else str(item.dtype)
+    if dtype in ("bool", "bool_"):
+        raise x._fail("indexing with a boolean mask gives a shape that depends on the data, "
+                      "which cannot be traced: use x.masked_fill(~mask, 0) or where() instead")
+    if dtype not in ("i32", "i64", "int32", "int64"):
+        raise x._fail(f"an index tensor must hold integers, got {dtype}")
+
+
 def _shape_arg(shape) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], Sequence):
         shape = shape[0]
     return tuple(int(d) for d in shape)
 
 
-class Tensor:
-    """A symbolic tensor: its IR value plus the torch-like methods forward() code uses."""
+class Tensor(TensorMethods):
+    """A symbolic tensor: its IR value plus the torch-like methods forward() code uses (the
+    operators, comparisons, reductions and selections are in tensor_methods.py)."""
 
     __array_priority__ = 1000  # numpy defers to our reflected operators (array + Tensor)
 
     def __init__(self, value: ir.Value):
         self.value = value
+
+    @staticmethod
+    def _op(name: str, *inputs, **attrs):
+        return op(name, *inputs, **attrs)
+
+    @staticmethod
+    def _fail(message: str) -> TraceError:
+        return TraceError(f"{where()}{message}")
 
     # ---- facts -------------------------------------------------------------------------
     @property
@@ -226,6 +296,9 @@ class Tensor:
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
 
+    def numel(self) -> int:
+        return self.value.type.size
+
     def dim(self) -> int:
         return self.ndim
 
@@ -238,49 +311,6 @@ class Tensor:
     def __bool__(self):
         raise TraceError("a traced tensor has no truth value: data-dependent control flow "
                          "cannot be traced")
-
-    # ---- arithmetic --------------------------------------------------------------------
-    def __add__(self, o):
-        return op("add", self, o)
-
-    def __radd__(self, o):
-        return op("add", o, self)
-
-    def __sub__(self, o):
-        return op("sub", self, o)
-
-    def __rsub__(self, o):
-        return op("sub", o, self)
-
-    def __mul__(self, o):
-        return op("mul", self, o)
-
-    def __rmul__(self, o):
-        return op("mul", o, self)
-
-    def __truediv__(self, o):
-        return op("div", self, o)
-
-    def __rtruediv__(self, o):
-        return op("div", o, self)
-
-    def __pow__(self, o):
-        return op("pow", self, o)
-
-    def __rpow__(self, o):
-        return op("pow", o, self)
-
-    def __neg__(self):
-        return op("neg", self)
-
-    def __abs__(self):
-        return op("abs", self)
-
-    def __matmul__(self, o):
-        return op("matmul", self, o)
-
-    def __rmatmul__(self, o):
-        return op("matmul", o, self)
 
     # ---- shape methods -----------------------------------------------------------------
     def reshape(self, *shape):
@@ -331,27 +361,35 @@ class Tensor:
         return self.split(-(-self.shape[dim] // chunks), dim)
 
     def __getitem__(self, index):
-        """Basic indexing: ints, slices, `...` and None, as numpy reads them."""
-        index = index if isinstance(index, tuple) else (index,)
+        """Indexing as numpy and torch read it: ints, slices, `...`, None, and one integer
+        tensor (or array, or list) of indices, which picks along its axis (a gather)."""
+        index = tuple(np.asarray(i) if isinstance(i, list) else i for i in
+                      (index if isinstance(index, tuple) else (index,)))
         dots = [k for k, i in enumerate(index) if i is Ellipsis]  # not `in`: arrays compare
         if len(dots) > 1:
-            raise TraceError("an index can hold at most one '...'")
+            raise self._fail("an index can hold at most one '...'")
         if dots:
             k = dots[0]
             fill = self.ndim - (len(index) - 1 - sum(i is None for i in index))
             index = index[:k] + (slice(None),) * fill + index[k + 1:]
         starts, ends, axes, steps, shape, axis = [], [], [], [], [], 0
+        picks = []  # (output axis, indices)
         for item in index:
             if item is None:
                 shape.append(1)
                 continue
             if axis >= self.ndim:
-                raise TraceError(f"too many indices for a tensor of rank {self.ndim}")
+                raise self._fail(f"too many indices for a tensor of rank {self.ndim}")
             n = self.shape[axis]
-            if isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            if isinstance(item, (Tensor, np.ndarray)):
+                _check_indices(self, item)
+                picks.append((len(shape), item))
+                shape.append(n)
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
                 i = int(item) + n if item < 0 else int(item)
                 if not 0 <= i < n:
-                    raise TraceError(f"index {item} is out of range for axis {axis} of size {n}")
+                    raise self._fail(f"index {item} is out of range for axis {axis} of size "
+                                     f"{n}")
                 starts, ends = [*starts, i], [*ends, i + 1]
                 axes, steps = [*axes, axis], [*steps, 1]
             elif isinstance(item, slice):
@@ -361,33 +399,28 @@ class Tensor:
                         [*steps, st]
                 shape.append(len(range(s, e, st)))
             else:
-                raise TraceError(f"unsupported index {item!r} (ints, slices, ... and None)")
+                raise self._fail(f"unsupported index {item!r} (ints, slices, ..., None and "
+                                 "one integer tensor)")
             axis += 1
+        if len(picks) > 1:
+            raise self._fail("only one tensor (or array) index is supported; index one axis "
+                             "at a time")
         shape += self.shape[axis:]
         out = self
         if starts:
             # python's clamped stop for negative steps (-1) has no int form: use -n-1
             ends = [e if e >= 0 else -self.shape[a] - 1 for e, a in zip(ends, axes)]
             out = op("slice", out, starts=starts, ends=ends, axes=axes, steps=steps)
-        return out.reshape(*shape) if tuple(shape) != out.shape else out
+        out = out.reshape(*shape) if tuple(shape) != out.shape else out
+        # ints select (torch's rule, not numpy's), so the picked axes stay where they are
+        return op("gather", out, picks[0][1], axis=picks[0][0]) if picks else out
 
-    # ---- reductions and maps -----------------------------------------------------------
-    def _reduce(self, name, dim, keepdim):
-        axes = () if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
-        return op(name, self, axes=axes, keepdims=keepdim)
+    def __setitem__(self, index, value):
+        raise self._fail("assignment into a traced tensor cannot be traced (the IR has no "
+                         "mutation): build the result instead, e.g. x = x.masked_fill(mask, v) "
+                         "or torch.where(mask, a, b)")
 
-    def sum(self, dim=None, keepdim: bool = False):
-        return self._reduce("reduce_sum", dim, keepdim)
-
-    def mean(self, dim=None, keepdim: bool = False):
-        return self._reduce("reduce_mean", dim, keepdim)
-
-    def amax(self, dim=None, keepdim: bool = False):
-        return self._reduce("reduce_max", dim, keepdim)
-
-    def amin(self, dim=None, keepdim: bool = False):
-        return self._reduce("reduce_min", dim, keepdim)
-
+    # ---- maps ---------------------------------------------------------------------------
     def softmax(self, dim: int = -1):
         return op("softmax", self, axis=dim)
 
@@ -421,17 +454,5 @@ class Tensor:
     def matmul(self, other):
         return op("matmul", self, other)
 
-    def clamp(self, min=None, max=None):
-        return op("clip", self, **({} if min is None else {"min": min}),
-                  **({} if max is None else {"max": max}))
-
-    clip = clamp
-
     def contiguous(self):
         return self  # traced values have no memory layout
-
-    def float(self):
-        return op("cast", self, dtype="f32")
-
-    def long(self):
-        return op("cast", self, dtype="i64")

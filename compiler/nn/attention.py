@@ -90,8 +90,7 @@ class MultiheadAttention(Module):
             # torch: True marks a position that may not be attended
             mask = np.where(mask, -np.inf, 0.0).astype(np.float32)
         elif isinstance(mask, tracing.Tensor) and mask.dtype == "bool":
-            raise ShapeError(f"{tracing.where()}a traced {what} must be an additive float "
-                             "mask; pass a boolean mask as a numpy array")
+            mask = F.where(mask, float("-inf"), np.float32(0))
         elif not isinstance(mask, (np.ndarray, tracing.Tensor)):
             raise ShapeError(f"{tracing.where()}{what} must be an array or a traced tensor")
         shape_ = tuple(mask.shape)

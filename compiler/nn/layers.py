@@ -157,13 +157,17 @@ class Embedding(Module):
         super().__init__()
         init.check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = padding_idx
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ShapeError(f"Embedding: padding_idx {padding_idx} must be within "
+                             f"num_embeddings {num_embeddings}")
+        # torch keeps it non-negative
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
         self.weight = init.normal((num_embeddings, embedding_dim))
         if padding_idx is not None:  # torch: the padding row starts (and stays) zero
             self.weight[padding_idx] = 0
 
     def forward(self, indices):
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
 
 class _Activation(Module):
@@ -211,6 +215,84 @@ class GELU(Module):
 
     def forward(self, x):
         return F.gelu(x, self.approximate)
+
+
+class SiLU(_Activation):
+    fn = staticmethod(F.silu)
+
+    def __init__(self, inplace: bool = False):  # torch's flag; tracing has no aliasing
+        super().__init__()
+
+
+class Mish(SiLU):
+    fn = staticmethod(F.mish)
+
+
+class Hardswish(SiLU):
+    fn = staticmethod(F.hardswish)
+
+
+class Hardsigmoid(SiLU):
+    fn = staticmethod(F.hardsigmoid)
+
+
+class SELU(SiLU):
+    fn = staticmethod(F.selu)
+
+
+class Softsign(_Activation):
+    fn = staticmethod(F.softsign)
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if max_val <= min_val:
+            raise ShapeError(f"Hardtanh: max_val {max_val} must be greater than min_val "
+                             f"{min_val}")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+
+class Unflatten(Module):
+    """Axis `dim` becomes the axes `unflattened_size` (one of them may be -1)."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        d = self.dim % x.ndim
+        return x.reshape(*x.shape[:d], *self.unflattened_size, *x.shape[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Softmax(Module):

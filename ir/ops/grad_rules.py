@@ -82,9 +82,14 @@ def mask(b, cond, dy, value: float = 0.0):
 
 def standardize(b, x, axes, eps: float):
     """(x - mean) / sqrt(var + eps) over `axes` (biased variance) and 1 / sqrt(var + eps),
-    both keeping the reduced axes: what batch_norm (training) and layer_norm compute."""
-    mean = b.call("reduce_mean", x, axes=axes, keepdims=True)
-    xc = b.call("sub", x, mean)
+    both keeping the reduced axes: what batch_norm (training) and layer_norm compute.
+    Centred about each group's first element first, as the operators' own `centered` is:
+    exact for values with a large common offset, where x - mean(x) would carry the mean's
+    rounding at the offset's scale."""
+    axes = tuple(axes)
+    first = b.call("slice", x, starts=[0] * len(axes), ends=[1] * len(axes), axes=axes)
+    shifted = b.call("sub", x, first)
+    xc = b.call("sub", shifted, b.call("reduce_mean", shifted, axes=axes, keepdims=True))
     var = b.call("reduce_mean", b.call("mul", xc, xc), axes=axes, keepdims=True)
     rstd = b.call("div", scalar(b, 1.0, x),
                   b.call("sqrt", b.call("add", var, scalar(b, eps, x))))

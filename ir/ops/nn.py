@@ -213,13 +213,27 @@ def _bn_infer(x, w, b, mean, var, **_):
     return TensorType(x.shape, floats(x, w, b, mean, var))
 
 
+def centered(x, axes):
+    """x minus its mean over `axes`, and the biased variance (both keeping `axes`).
+
+    Both are taken about the first element of each group: when the values share a large
+    offset (1000 +- 0.01), x - x0 is exact, whereas x - mean would carry the rounding of a
+    mean stored at the offset's scale (ulp(1000) / 0.01 ~ 1e-2 of the normalised output)."""
+    first = tuple(slice(0, 1) if i in axes else slice(None) for i in range(x.ndim))
+    d = x - x[first]
+    xc = d - d.mean(axis=axes, keepdims=True)
+    return xc, (xc * xc).mean(axis=axes, keepdims=True)
+
+
 def _bn(x, w, b, mean, var, *, eps, momentum, training):
     axes = (0, *range(2, x.ndim))
-    if training:  # batch statistics, biased variance (as torch normalises)
-        mean, var = x.mean(axis=axes), x.var(axis=axes)
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    scale = (w / np.sqrt(var + x.dtype.type(eps))).reshape(shape)
-    return ((x - mean.reshape(shape)) * scale + b.reshape(shape)).astype(x.dtype)
+    if training:  # batch statistics, biased variance (as torch normalises)
+        xc, var = centered(x, axes)
+    else:
+        xc = x - mean.reshape(shape)
+    scale = (w.reshape(shape) / np.sqrt(var.reshape(shape) + x.dtype.type(eps)))
+    return (xc * scale + b.reshape(shape)).astype(x.dtype)
 
 
 def _bn_grad(b, node, grads):
@@ -267,9 +281,8 @@ def _ln_infer(x, w=None, b=None, *, axis: int, eps):
 
 
 def _ln(x, w=None, b=None, *, axis, eps):
-    axes = tuple(range(norm_axis(axis, x.ndim), x.ndim))
-    mean = x.mean(axis=axes, keepdims=True)
-    y = (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + x.dtype.type(eps))
+    xc, var = centered(x, tuple(range(norm_axis(axis, x.ndim), x.ndim)))
+    y = xc / np.sqrt(var + x.dtype.type(eps))
     if w is not None:
         y = y * w
     if b is not None:
@@ -326,6 +339,19 @@ register(OpDef(
     doc="identity in inference; in training zeroes with probability ratio (seeded mask) and "
         "scales the rest by 1/(1-ratio)",
     grad=_dropout_grad))
+
+
+register(OpDef(
+    name="detach",
+    infer=lambda x: x,
+    compute=lambda x: x.copy(),
+    attrs={},
+    arity=(1, 1),
+    fusion=Fusion.INJECTIVE,  # a copy, like reshape: never inside elementwise bodies
+    doc="the value unchanged, with no gradient flowing back through it (torch's "
+        "Tensor.detach; Embedding's padding_idx row is kept fixed with it)",
+    # zero by definition, not by calculus: autodiff adds nothing to the input's gradient
+    grad=lambda b, node, grads: [None]))
 
 
 # ---- linear algebra ----------------------------------------------------------------------

@@ -70,6 +70,10 @@ CASES: dict[type, Case] = {
     nn.Sigmoid: Case(lambda: nn.Sigmoid(), (f32(2, 3),), ((2, 3),)),
     nn.Tanh: Case(lambda: nn.Tanh(), (f32(2, 3),), ((2, 3),)),
     nn.GELU: Case(lambda: nn.GELU(), (f32(2, 3),), ((2, 3),)),
+    **{cls: Case(cls, (f32(2, 3) * 4,), ((2, 3),)) for cls in (
+        nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.ELU, nn.SELU, nn.Softplus,
+        nn.Softsign, nn.Hardtanh)},
+    nn.Unflatten: Case(lambda: nn.Unflatten(1, (2, -1)), (f32(3, 8),), ((3, 2, 4),)),
     nn.Softmax: Case(lambda: nn.Softmax(1), (f32(2, 3, 4),), ((2, 3, 4),)),
     nn.LogSoftmax: Case(lambda: nn.LogSoftmax(-1), (f32(2, 3),), ((2, 3),)),
     nn.CrossEntropyLoss: Case(lambda: nn.CrossEntropyLoss(), (f32(4, 5), i64(5, 4)), ((),)),
@@ -109,7 +113,7 @@ def test_every_exported_layer_has_a_case():
 
 
 def _flat(out) -> list:
-    if isinstance(out, tuple):
+    if isinstance(out, (tuple, list)):
         return [a for o in out for a in _flat(o)]
     return [out]
 

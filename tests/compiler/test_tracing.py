@@ -203,9 +203,17 @@ def test_scalars_become_constant_nodes():
     assert c.outputs[0].type.dtype == "i64"
 
 
-def test_bool_scalars_are_refused():
-    with pytest.raises(compiler.TraceError, match="bool"):
-        compiler.trace(lambda x: x + True, np.zeros(2, np.float32))
+def test_scalars_promote_as_torch_promotes():
+    """A bool scalar counts as 1 (torch's rule); a float scalar makes an integer tensor's
+    result float32, an int scalar keeps it integer; true division is float."""
+    x = np.array([0.5, -2.0], np.float32)
+    i = np.array([3, -4], np.int64)
+    got = run(lambda x, i: (x + True, i * 0.5, i + 2, i / 2, (i > 0) + 1), x, i)
+    want = (x + 1, (i * 0.5).astype(np.float32), i + 2, (i / 2).astype(np.float32),
+            (i > 0).astype(np.int64) + 1)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
 
 
 def test_nested_outputs_are_flattened_in_order():
@@ -215,6 +223,64 @@ def test_nested_outputs_are_flattened_in_order():
     assert [v.shape for v in g.outputs] == [(2, 1, 4), (1, 1, 4), (1, 1, 4)]
     out, (h, c) = lstm(x)  # eager calls keep forward()'s nesting
     assert out.shape == (2, 1, 4) and h.shape == c.shape == (1, 1, 4)
+
+
+def _nested(x):
+    return x * 2, [x.sum(), (x + 1, None)], x.min(0), (x.max(1).values,)
+
+
+def _nested_numpy(x):
+    from compiler.frontends.tensor_methods import ValuesIndices
+
+    return x * 2, [x.sum(), (x + 1, None)], ValuesIndices(x.min(0), x.argmin(0)), (x.max(1),)
+
+
+def _assert_same_nesting(got, want, what="output"):
+    if isinstance(want, (tuple, list)) or want is None:
+        assert type(got) is type(want), f"{what}: {type(got).__name__}, not " \
+                                        f"{type(want).__name__}"
+    if isinstance(want, (tuple, list)):
+        assert len(got) == len(want), what
+        for i, (g, w) in enumerate(zip(got, want)):
+            _assert_same_nesting(g, w, f"{what}[{i}]")
+    elif want is not None:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+
+
+@pytest.mark.parametrize("backend", ["reference", "llvm"])
+def test_the_output_structure_is_recorded_and_restored(backend):
+    """trace() keeps the nesting on the graph; restructure() gives it back to a compiled
+    callable: tuples, lists, None and torch's (values, indices) named tuples."""
+    from compiler.frontends.tracing import output_structure, restructure
+
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) % 5
+    g = compiler.to_graph(_nested, x)
+    structure = output_structure(g)
+    assert len(g.outputs) == 6
+    fn = restructure(compiler.compile(g, x, backend=backend), structure)
+    got = fn(x)
+    want = _nested_numpy(x)
+    assert got[2].values.shape == (4,) and got[2].indices.dtype == np.int64
+    _assert_same_nesting(got, want)
+    assert fn.graph.outputs and "compiled" in repr(fn)  # the wrapped callable's attributes
+
+
+def test_flat_results_need_no_wrapper():
+    from compiler.frontends.tracing import output_structure, restructure
+
+    x = np.ones(3, np.float32)
+    for f in (lambda x: x + 1, lambda x: (x + 1, x * 2)):
+        g = compiler.to_graph(f, x)
+        fn = compiler.compile(g, x, backend="reference")
+        assert restructure(fn, output_structure(g)) is fn
+    g = compiler.to_graph(lambda x: (x + 1,), x)  # a 1-tuple stays a tuple
+    assert restructure(compiler.compile(g, x), output_structure(g))(x)[0].shape == (3,)
+
+
+def test_compile_keeps_nested_outputs():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = compiler.compile(_nested, x)(x)
+    _assert_same_nesting(got, _nested_numpy(x))
 
 
 def test_example_input_names_become_graph_input_names():
@@ -288,6 +354,10 @@ X = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
     (None, Ellipsis, None), (slice(-2, None), 0, slice(None), slice(1, -1)),
     (slice(None), slice(5, 1)), (1, -1, -1, -1), (Ellipsis,), (slice(None, None, 2), None),
     (slice(-100, 100, 1), slice(10, -10, -1)),
+    # one integer array (or list): a gather; numpy and torch agree when it is the only
+    # index beside slices, or sits right after the ints
+    [0, 1, 1], (slice(None), [2, -1]), (np.array([[1, 0]]), Ellipsis), (0, np.array(2)),
+    (1, -1, np.array([[3, 0], [1, 1]])),
 ], ids=repr)
 def test_indexing_matches_numpy(index):
     assert_close(run(lambda t: t[index], X), X[index], rtol=0, atol=0)
@@ -310,8 +380,8 @@ def test_indexing_any_shape(shape, data):
 
 @pytest.mark.parametrize(("index", "match"), [
     (5, "out of range"), ((0, 0, 0, 0, 0), "too many indices"), ((Ellipsis, Ellipsis), "one"),
-    ([0, 1], "unsupported index"), ((np.array([0, 1]), Ellipsis), "unsupported index"),
-    (True, "unsupported index"),
+    (True, "unsupported index"), (np.array([0.5]), "integers"),
+    ((np.array([0]), np.array([1])), "only one tensor"),
 ])
 def test_bad_indices_raise(index, match):
     with pytest.raises(compiler.TraceError, match=match):

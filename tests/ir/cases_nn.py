@@ -130,6 +130,8 @@ case("layer_norm", "f64", {"x": L.astype(np.float64), "w": randn(8, dtype=np.flo
      N("LayerNormalization", "x", "w", "b"), weights=("w", "b"), rtol=1e-12, atol=1e-13)
 case("dropout", "f64", {"x": randn(2, 3, dtype=np.float64)}, N("Dropout", "x"))
 case("dropout", "default", {"x": randn(5)}, N("Dropout", "x"))
+case("detach", "basic", {"x": randn(2, 3, 4)}, N("Identity", "x"))
+case("detach", "f64", {"x": randn(7, dtype=np.float64)}, N("Identity", "x"))
 case("dropout", "training_ratio0", {"x": randn(3, 4)}, N("Dropout", "x", "ratio", "train"),
      attrs={"ratio": 0.0, "training": True},
      consts={"ratio": f32(0.0), "train": np.array(True)})
