@@ -24,20 +24,32 @@ from .patterns import drop_unused_weights
 
 
 def _merge_weights(graph: ir.Graph) -> int:
-    """Point readers of each duplicate weight at its first copy; drop the duplicates."""
-    first: dict[tuple, ir.Value] = {}
-    dupes = []
+    """Point readers of each duplicate weight at its first copy; drop the duplicates.
+
+    Only weights that agree on type and on a few sampled elements are compared byte for
+    byte, so a model's distinct weights (hundreds of MB in VGG) are not all copied out."""
+    candidates: dict[tuple, list[ir.Value]] = {}
     for name, v in graph.params.items():
         data = graph.weights.get(name)
-        if data is None:
-            continue
-        key = (v.type, data.tobytes())
-        if key in first:
-            graph.replace_all_uses_with(v, first[key])
-            dupes.append(v)
-        else:
-            first[key] = v
+        if data is not None:
+            candidates.setdefault((v.type, _sample(data)), []).append(v)
+    dupes = []
+    for group in candidates.values():
+        first: dict[bytes, ir.Value] = {}
+        for v in group if len(group) > 1 else ():
+            key = graph.weights[v.name].tobytes()
+            if key in first:
+                graph.replace_all_uses_with(v, first[key])
+                dupes.append(v)
+            else:
+                first[key] = v
     return drop_unused_weights(graph, dupes)
+
+
+def _sample(data) -> bytes:
+    """The bytes of at most 17 elements spread over the array: equal for equal arrays."""
+    flat = data.reshape(-1)
+    return flat[:: max(1, flat.size // 16)].tobytes()
 
 
 def _key(node: ir.Node, number: dict[int, int]) -> tuple:

@@ -132,14 +132,17 @@ class Kernel:
 
     # ---- phases -------------------------------------------------------------------------
     def phase(self, n_items: int, body: Callable, *, bufs=None, cost: float | None = None,
-              parallel: bool = True, error: str | None = None) -> None:
+              parallel: bool = True, error: str | None = None, which=None) -> None:
         """Emit `body(b, lo, hi, worker)` as a phase over `n_items` work items.
 
         `bufs` defaults to inputs, outputs, scratch and constants, in that order. `error`
-        is the message of a failure the body reports by returning a nonzero i32."""
+        is the message of a failure the body reports by returning a nonzero i32. `which`
+        tells the node's phases apart where some may be left out (concat skips the inputs
+        already in place); by default a phase is known by its position."""
         bufs = list(bufs) if bufs is not None else [
             *self.inputs, *self.outputs, *self.scratch, *self.extra]
-        key = (self.signature, len(self.phases), len(bufs))
+        key = (self.signature, len(self.phases) if which is None else ("which", which),
+               len(bufs))
         fn = self.cg.phase_fns.get(key)
         if fn is None:
             fn = self._build(bufs, body)

@@ -4,8 +4,11 @@ Everything but pad is a strided copy (`copy_phase`): the destination's index spa
 source's strides for it (permuted for transpose, scaled by the step and shifted for slice,
 offset into the output for concat and out of the input for split), collapsed to few axes.
 The innermost axis is a vector loop when both sides are contiguous, a gather when only the
-destination is, and scalar otherwise. reshape and flatten are plain contiguous copies (they
-could alias their input; the arena plan keeps every value separate).
+destination is, and scalar otherwise. reshape and flatten are plain contiguous copies.
+A copy whose source already sits at its destination is left out (the memory plan stores a
+concat's inputs in their slots and a view's output in its input's buffer, see
+passes/plan_memory.py: `in_place` there is the same rule): such a concat, reshape, flatten
+or transpose of unit axes emits no code at all.
 pad reads per-axis source-index tables made at compile time with numpy's own np.pad on
 index arrays, so reflect, edge and negative (cropping) pads follow numpy exactly.
 """
@@ -25,7 +28,7 @@ from .registry import lowering
 
 
 def copy_phase(k: Kernel, shape, src: Buf, src_strides, src_off: int, dst: Buf,
-               dst_strides, dst_off: int) -> None:
+               dst_strides, dst_off: int, which=None) -> None:
     """dst[dst_off + sum(i*dst_strides)] = src[src_off + sum(i*src_strides)] over `shape`."""
     if prod(shape) == 0:
         return
@@ -58,22 +61,32 @@ def copy_phase(k: Kernel, shape, src: Buf, src_strides, src_off: int, dst: Buf,
 
             vector_loop(b, start, stop, lanes if (vec or gather) else 1, step)
 
-    k.phase(prod(outer) * nchunks, body, bufs=[src, dst], cost=prod(shape))
+    k.phase(prod(outer) * nchunks, body, bufs=[src, dst], cost=prod(shape), which=which)
 
 
 def _strides(shape):
     return contiguous_strides(shape)
 
 
+def _already_at(src: Buf, dst: Buf, offset: int = 0) -> bool:
+    """Whether `src` lives in the arena exactly `offset` elements into `dst`'s storage."""
+    return (src.where[:1] == dst.where[:1] == ("arena",)
+            and src.where[1] == dst.where[1] + offset * src.type.np_dtype.itemsize)
+
+
 @lowering("reshape", "flatten")
 def lower_reshape(k: Kernel) -> None:
     x, out = k.inputs[0], k.outputs[0]
-    copy_phase(k, [x.size], x, [1], 0, out, [1], 0)
+    if not _already_at(x, out):
+        copy_phase(k, [x.size], x, [1], 0, out, [1], 0)
 
 
 @lowering("transpose")
 def lower_transpose(k: Kernel) -> None:
     x, out = k.inputs[0], k.outputs[0]
+    moved = [p for p in k.attrs["perm"] if x.shape[p] != 1]
+    if moved == sorted(moved) and _already_at(x, out):  # the same bytes in the same order
+        return
     xs = _strides(x.shape)
     copy_phase(k, out.shape, x, [xs[p] for p in k.attrs["perm"]], 0, out,
                _strides(out.shape), 0)
@@ -84,9 +97,11 @@ def lower_concat(k: Kernel) -> None:
     out = k.outputs[0]
     a = norm_axis(k.attrs["axis"], len(out.shape))
     os_ = _strides(out.shape)
+    contiguous = prod(out.shape[:a]) == 1  # each input's slot is one range of the output
     at = 0
-    for x in k.inputs:
-        copy_phase(k, x.shape, x, _strides(x.shape), 0, out, os_, at * os_[a])
+    for i, x in enumerate(k.inputs):
+        if not (contiguous and _already_at(x, out, at * os_[a])):
+            copy_phase(k, x.shape, x, _strides(x.shape), 0, out, os_, at * os_[a], which=i)
         at += x.shape[a]
 
 
