@@ -194,13 +194,14 @@ class TrainStep:
                                     if k.endswith("num_batches_tracked")}
         self._lr_dtype = self.graph.inputs[training.n_data + training.has_step].type.np_dtype
 
-    def __call__(self, *batch) -> float:
+    def __call__(self, *batch, **keywords) -> float:
         """Train on one batch (inputs then targets, typed as the examples were); returns
         the loss, computed before the update."""
         t = self.training_graph
-        if len(batch) != t.n_data:
-            raise InputError(f"the training step takes {t.n_data} arrays (inputs, then "
-                             f"targets), got {len(batch)}")
+        if keywords or len(batch) != t.n_data:
+            raise InputError(f"the training step takes {t.n_data} arrays by position (inputs, "
+                             f"then targets), got {len(batch)}"
+                             + (f" and keywords {', '.join(keywords)}" if keywords else ""))
         args = [*batch, *([np.array(self.steps, np.int64)] if t.has_step else []),
                 np.array(self.optimizer.lr, self._lr_dtype), *self.state.values()]
         outs = self._fn(*args)
