@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-HANDLERS: dict = {}
+from ...op_table import OpTable, is_const, norm_axis, rank  # noqa: F401  (shared helpers)
 
-
-def handler(fn):
-    """Register `fn` as the import of the ONNX operator it is named after."""
-    HANDLERS[fn.__name__] = fn
-    return fn
-
-
-def alias(name: str, fn) -> None:
-    HANDLERS[name] = fn
+HANDLERS = OpTable()  # ONNX op -> its function
+handler, alias = HANDLERS.register, HANDLERS.alias
 
 
 def dtype(x) -> np.dtype:
@@ -23,18 +16,8 @@ def dtype(x) -> np.dtype:
     return x.dtype if isinstance(x, np.ndarray) else x.type.np_dtype
 
 
-def rank(x) -> int:
-    return len(x.shape)
-
-
 def like(x, value) -> np.ndarray:
     """A 0-d constant of x's dtype."""
     return np.asarray(value, dtype(x))
 
 
-def is_const(x) -> bool:
-    return isinstance(x, np.ndarray)
-
-
-def norm_axis(a: int, r: int) -> int:
-    return a + r if a < 0 else a

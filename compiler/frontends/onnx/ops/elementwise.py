@@ -23,9 +23,9 @@ import numpy as np
 
 from ir.tensor_type import DTYPES, dtype_name
 
+from ...op_table import along
 from ..builder import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name
 from .common import alias, dtype, handler, is_const, like, norm_axis, rank
-from .resize import along
 
 
 # ---- constants and shapes (fold at import time) --------------------------------------------

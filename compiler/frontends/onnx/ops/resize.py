@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ...op_table import along
 from ..builder import Builder, OnnxNode, Unsupported
 from .common import dtype, handler, is_const, like, norm_axis, rank
 
@@ -115,19 +116,6 @@ def _simple_nearest(size: int, out: int, scale: float) -> np.ndarray:
     x = np.arange(out) / scale
     idx = np.ceil(x) if scale < 1 else np.floor(x)
     return np.clip(idx, 0, size - 1).astype(np.int64)
-
-
-def along(b: Builder, x, axis: int, m: np.ndarray):
-    """y[..., o, ...] = sum_i m[o, i] x[..., i, ...] along `axis`."""
-    r = rank(x)
-    w = m.astype(dtype(x))
-    if axis == r - 1:
-        return b.call("linear", x, w)
-    if axis == r - 2:
-        return b.call("matmul", w, x)
-    perm = [k for k in range(r) if k != axis] + [axis]
-    y = b.call("linear", b.call("transpose", x, perm=perm), w)
-    return b.call("transpose", y, perm=list(np.argsort(perm)))
 
 
 @handler

@@ -21,31 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...op_table import OpTable, is_const, norm_axis, rank
 from ..builder import Builder, TorchNode, Unsupported, dtype_of
 
-HANDLERS: dict = {}
-
-
-def handler(fn):
-    """Register `fn` as the import of the ATen operator it is named after."""
-    HANDLERS[fn.__name__] = fn
-    return fn
-
-
-def alias(name: str, fn) -> None:
-    HANDLERS[name] = fn
-
-
-def rank(x) -> int:
-    return len(x.shape)
-
-
-def is_const(x) -> bool:
-    return isinstance(x, np.ndarray)
-
-
-def norm_axis(a: int, r: int) -> int:
-    return a + r if a < 0 else a
+HANDLERS = OpTable()  # ATen op -> its function
+handler, alias = HANDLERS.register, HANDLERS.alias
 
 
 def is_tensor(x) -> bool:

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ...op_table import along
 from .common import (
     Builder,
     TorchNode,
@@ -149,20 +150,6 @@ def avg_pool2d(b: Builder, n: TorchNode, x, kernel_size, stride=(), padding=0, c
 
 
 alias("avg_pool1d", avg_pool2d)
-
-
-def along(b: Builder, x, axis: int, m: np.ndarray):
-    """y[..., o, ...] = sum_i m[o, i] x[..., i, ...] along `axis`: a constant per-axis
-    matrix (resampling and adaptive pooling are separable)."""
-    r = rank(x)
-    m = np.ascontiguousarray(m, dtype_of(x))
-    if axis == r - 1:
-        return b.call("linear", x, m)
-    if axis == r - 2:
-        return b.call("matmul", m, x)
-    perm = [k for k in range(r) if k != axis] + [axis]
-    y = b.call("linear", b.call("transpose", x, perm=perm), m)
-    return b.call("transpose", y, perm=[int(v) for v in np.argsort(perm)])
 
 
 def _adaptive_matrix(size: int, out: int) -> np.ndarray:
