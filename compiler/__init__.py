@@ -1,5 +1,7 @@
 """Lamina's user-facing driver: layers, tracing, compile(), importers, training and the CLI."""
 
+from backends import artifact as _artifact
+from backends.artifact import ArtifactError
 from backends.reference import ReferenceModel
 from ir.errors import LaminaWarning, MissingDependencyError, OptionError, OptionTypeError
 
@@ -47,6 +49,7 @@ from_torch = public(_from_torch)  # torch itself is imported only when this is c
 save_onnx = public(_onnx.save_onnx)
 bisect = public(_bisection.bisect, model="any")
 profile = public(_profiler.profile, model="any")
+load = public(_artifact.load)  # a saved compiled model (fn.save); never imports LLVM
 
 __all__ = ["BisectReport", "LaminaWarning", "MissingDependencyError", "OnnxExportError",
            "OnnxImportError", "OnnxImportWarning", "OptionError", "OptionTypeError",
@@ -55,3 +58,4 @@ __all__ = ["BisectReport", "LaminaWarning", "MissingDependencyError", "OnnxExpor
            "format_profile", "functional", "load_onnx", "nn", "optim", "profile", "save_onnx",
            "to_graph", "trace"]
 __all__ += ["TorchImportError", "TorchImportWarning", "from_torch"]
+__all__ += ["ArtifactError", "load"]

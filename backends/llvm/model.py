@@ -12,11 +12,13 @@ import contextlib
 import ctypes
 import sys
 import threading
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import numpy as np
 
 import ir
+from backends import artifact
 from backends.reference import check_inputs
 
 from . import runtime
@@ -147,6 +149,21 @@ class CompiledModel:
             if self.calls_thread_pool:
                 runtime.link_into(mod, context, machine)
             return machine.emit_object(mod)
+
+    def save(self, path) -> Path:
+        """Write this model to one `.lamina` file (see backends/artifact.py): the optimised
+        graph, its weights, the compile-time arrays, the native code as a shared library
+        (linked with the system C compiler) and metadata. compiler.load runs it in any
+        process on a CPU with these features, without LLVM. Returns the path."""
+        meta = {"llvm_version": ".".join(map(str, llvm.llvm_version_info)),
+                "target": {"cpu": self.target.cpu, "features": self.target.features,
+                           "vector_bytes": self.target.vector_bytes},
+                "fp_mode": self.fp_mode, "num_threads": self.num_threads,
+                "arena_bytes": self.arena_bytes, "errors": self._errors,
+                "uses_pool": self.calls_thread_pool,
+                "pass_pipeline": getattr(self, "pass_pipeline", None)}
+        return artifact.write(path, graph=self.graph, object_code=self.emit_object(),
+                              constants=self.constant_arrays, meta=meta)
 
     @property
     def calls_thread_pool(self) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 
 import backends
 import ir
+from backends import artifact
 from ir.errors import OptionError, PathError
 
 from ..compile import to_graph
@@ -25,11 +26,15 @@ from ..tools.progress import Progress
 from ..tools.runner import build, example_inputs
 from ..tools.stepping import resolve, stats_table, steps
 
-MODEL_HELP = ("an .onnx file, a graph saved with ir.save or `lamina compile` (.npz), or "
+MODEL_HELP = ("an .onnx file, a graph saved with ir.save or `lamina compile` (.npz), a "
+              "compiled model saved with fn.save (.lamina: run and bench run it as saved), or "
               "FILE.py:NAME / module:NAME naming a function defined there that returns "
               "(model, *inputs), a model, an ir.Graph or a model file's path; this runs that "
               "Python code, so name only code you trust")
 DEFAULT_REPRO = "lamina-repro.npz"
+# Verbs that run a saved compiled model (.lamina) as it is; the others take its optimised
+# graph as their MODEL (`lamina compile m.lamina` compiles that graph again).
+SAVED_AS_IS = ("run", "bench")
 
 
 class ModelError(ir.LaminaError, ValueError):
@@ -149,6 +154,11 @@ def load_graph(args) -> tuple[ir.Graph, list[np.ndarray]]:
             array.close()
             raise ModelError(f"--input {path}: not a .npy array (an .npz archive?)")
         arrays.append(array)
+    if str(args.model).endswith(".lamina"):  # compiled already: run as saved, no passes
+        if not Path(args.model).is_file():
+            raise ModelError(f"MODEL {args.model!r}: no such file")
+        args.saved_model = artifact.load(args.model)
+        return args.saved_model.graph, arrays or example_inputs(args.saved_model.graph, ())
     model, examples = load_model(args.model)
     if isinstance(model, (str, Path)) and arrays:  # an .onnx file may need input shapes
         examples = tuple(arrays)
@@ -251,6 +261,12 @@ def pipeline(args, default_level: int = 2) -> list:
 
 def backend(args) -> tuple[str, dict]:
     """(backend name, backend options) from --backend and --threads."""
+    if _runs_saved(args):  # its code and thread count were fixed when it was saved
+        if args.backend not in ("auto", "llvm") or args.threads is not None:
+            raise OptionError(f"{args.model} is a saved compiled model (llvm, "
+                              f"{args.saved_model.num_threads} thread(s)): it runs as saved, "
+                              "without --backend or --threads")
+        return "llvm", {}
     name = backends.DEFAULT if args.backend == "auto" else args.backend
     options = {}
     if args.threads is not None:
@@ -261,11 +277,19 @@ def backend(args) -> tuple[str, dict]:
     return name, options
 
 
+def _runs_saved(args) -> bool:
+    """Whether this verb runs the saved compiled model load_graph found, as it is."""
+    return getattr(args, "saved_model", None) is not None and \
+        getattr(args, "verb", None) in SAVED_AS_IS
+
+
 # ---- optimise and build -------------------------------------------------------------------
 def compile_graph(args, graph: ir.Graph, inputs, backend_name: str, options: dict,
                   progress: bool | None = None):
     """(optimised graph, compiled model, pass statistics table). On a failing pass or
     backend, writes a reproducer (args.repro) and raises an error that names it."""
+    if _runs_saved(args):  # a .lamina file: its code is what runs
+        return graph, args.saved_model, "(a saved compiled model: no passes run)"
     passes = pipeline(args)
     records, last = [], graph
     try:

@@ -13,13 +13,12 @@ linked into it, so `cc main.c model.o -lpthread -lm` is the whole build.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 import ir
+from backends import artifact
 
 ALIGN = 64
 
@@ -57,18 +56,15 @@ def write(directory: str | Path, graph: ir.Graph, model, stats: str, name: str =
     offsets, blob = _weights_blob(graph, _constant_arrays(model, graph))
     put(f"{name}.weights.bin", blob)
     put(f"{name}.h", header(graph, model, offsets, name))
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
+    if artifact.c_compiler() is None:
         notes.append("no C compiler on PATH: wrote the object file, not a shared library")
         return written, notes
     so = d / f"{name}.so"
-    done = subprocess.run([cc, "-shared", "-o", str(so), str(d / f"{name}.o"), *libraries(model)],
-                          capture_output=True, check=False)
-    if done.returncode == 0:
-        written.append(so)
+    failed = artifact.link_shared(d / f"{name}.o", so, _has_pool(model))
+    if failed:
+        notes.append(failed)
     else:
-        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        notes.append(f"linking {so.name} failed: {last[0]}")
+        written.append(so)
     return written, notes
 
 
@@ -128,7 +124,7 @@ _CTYPES = {"f32": "float", "f64": "double", "i32": "int32_t", "i64": "int64_t", 
 
 def libraries(model) -> list[str]:
     """What the object needs besides itself and libc: libm, and libpthread for the pool."""
-    return ["-lpthread", "-lm"] if _has_pool(model) else ["-lm"]
+    return artifact.libraries(_has_pool(model))
 
 
 def _has_pool(model) -> bool:
