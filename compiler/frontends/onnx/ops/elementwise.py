@@ -5,11 +5,11 @@ Each function takes the `Builder`, the `OnnxNode` (attributes, opset) and the no
 optional input), and returns the node's output(s). It builds registry operators with
 `b.call`, which evaluates them on the spot when every input is constant, so one function
 serves both the run-time graph and import-time constant folding. Operators without a
-registry counterpart (`Range`, `NonZero`, `Floor`, `Mod`, ...) only fold: they take their
-inputs with `b.const`, which raises `Unsupported` for a run-time value. This module holds the
-elementwise, logic, reduction and constant-making operators; shape operators live in
-shape.py, neural-network ones in nn.py, Resize in resize.py and the recurrent ones in
-rnn.py, the table itself in common.py.
+registry counterpart (`Range`, `NonZero`, `Round`, `Sin`, `BitShift`, ...) only fold: they
+take their inputs with `b.const`, which raises `Unsupported` for a run-time value. This
+module holds the elementwise, logic, reduction and constant-making operators; shape
+operators live in shape.py, neural-network ones in nn.py, Resize in resize.py and the
+recurrent ones in rnn.py, the table itself in common.py.
 
 Attribute defaults and inputs-versus-attributes follow each operator's history: `b.opset`
 is the model's version of the default operator set.
@@ -110,13 +110,58 @@ def _numpy_only(name: str, fn):
 
 
 for _name, _fn in {
-    "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign,
+    "Round": np.round,
     "NonZero": lambda x: np.asarray(np.nonzero(x), np.int64),
     "Sin": np.sin, "Cos": np.cos, "Tan": np.tan, "Asin": np.arcsin, "Acos": np.arccos,
-    "Atan": np.arctan, "Sinh": np.sinh, "Cosh": np.cosh, "Asinh": np.arcsinh,
-    "Acosh": np.arccosh, "Atanh": np.arctanh,
+    "Atan": np.arctan,
 }.items():
     _numpy_only(_name, _fn)
+
+
+# ---- hyperbolic functions: exp, log and sqrt make them -------------------------------------
+@handler
+def Sinh(b: Builder, n: OnnxNode, x):
+    return b.call("mul", b.call("sub", b.call("exp", x), b.call("exp", b.call("neg", x))),
+                  like(x, 0.5))
+
+
+@handler
+def Cosh(b: Builder, n: OnnxNode, x):
+    return b.call("mul", b.call("add", b.call("exp", x), b.call("exp", b.call("neg", x))),
+                  like(x, 0.5))
+
+
+@handler
+def Asinh(b: Builder, n: OnnxNode, x):
+    """log(|x| + sqrt(x^2 + 1)) with x's sign (odd: no cancellation for negative x)."""
+    ax = b.call("abs", x)
+    y = b.call("log", b.call("add", ax, b.call("sqrt", b.call("add", b.call("mul", x, x),
+                                                                 like(x, 1)))))
+    return b.call("where", b.call("greater", like(x, 0), x), b.call("neg", y), y)
+
+
+@handler
+def Acosh(b: Builder, n: OnnxNode, x):
+    root = b.call("sqrt", b.call("sub", b.call("mul", x, x), like(x, 1)))
+    return b.call("log", b.call("add", x, root))
+
+
+@handler
+def Atanh(b: Builder, n: OnnxNode, x):
+    ratio = b.call("div", b.call("add", like(x, 1), x), b.call("sub", like(x, 1), x))
+    return b.call("mul", b.call("log", ratio), like(x, 0.5))
+
+
+@handler
+def EyeLike(b: Builder, n: OnnxNode, x):
+    """Ones on the k-th diagonal: depends on x's shape only, so it is a constant."""
+    to = np_dtype(n.get("dtype")) if "dtype" in n.attrs else dtype(x)
+    if to is None:
+        raise Unsupported(f"EyeLike to {onnx_type_name(n.get('dtype'))}")
+    if rank(x) != 2:
+        raise ValueError(f"EyeLike of a rank-{rank(x)} input (it takes 2-D)")
+    rows, cols = b.sized(x.shape, to)
+    return np.eye(rows, cols, n.get("k", 0), dtype=to)
 
 
 # ---- comparisons and logic: greater, equal and where make all of them ----------------------
@@ -210,10 +255,64 @@ def Trilu(b: Builder, n: OnnxNode, x, k=None):
     return b.call("where", keep, x, like(x, 0))
 
 
+def _trunc(b: Builder, x):
+    """x rounded toward zero: through int64 where it is small enough to have a fraction (from
+    2**52 on every float is whole; inf and NaN pass through as they are)."""
+    whole = b.call("cast", b.call("cast", x, dtype="i64"), dtype=dtype_name(dtype(x)))
+    return b.call("where", b.call("greater", like(x, 2.0**52), b.call("abs", x)), whole, x)
+
+
+def _rounding(name: str, fn, toward: float):
+    """Floor and Ceil: truncated, then moved one step `toward` where that passed x."""
+
+    def run(b: Builder, n: OnnxNode, x):
+        if is_const(x):
+            return fn(x)
+        if dtype(x).kind != "f":
+            return x
+        t = _trunc(b, x)
+        past = b.call("greater", t, x) if toward < 0 else b.call("greater", x, t)
+        return b.call("where", past, b.call("add", t, like(x, toward)), t)
+
+    run.__name__ = name
+    alias(name, run)
+
+
+_rounding("Floor", np.floor, -1.0)
+_rounding("Ceil", np.ceil, 1.0)
+
+
+@handler
+def Sign(b: Builder, n: OnnxNode, x):
+    if is_const(x):
+        return np.sign(x)
+    one, zero = like(x, 1), like(x, 0)
+    return b.call("where", b.call("greater", x, zero), one,
+                  b.call("where", b.call("greater", zero, x), like(x, -1), zero))
+
+
 @handler
 def Mod(b: Builder, n: OnnxNode, x, y):
-    x, y = b.const(x), b.const(y)
-    return np.fmod(x, y) if n.get("fmod", 0) else np.mod(x, y)
+    """x - trunc(x / y) * y (C's fmod), shifted by y where its sign differs from y's (Python's
+    mod, ONNX's default). Integers are computed in float64: exact while |x| < 2**52."""
+    if is_const(x) and is_const(y):
+        with np.errstate(all="ignore"):
+            return np.fmod(x, y) if n.get("fmod", 0) else np.mod(x, y)
+    out = np.result_type(dtype(x), dtype(y))
+    if out.kind != "f":
+        x, y = (v.astype(np.float64) if is_const(v) else b.call("cast", v, dtype="f64")
+                for v in (x, y))
+    q = b.call("div", x, y)
+    rem = b.call("sub", x, b.call("mul", _trunc(b, q), y))
+    finite_by_inf = b.call("where", b.call("equal", b.call("abs", y), like(q, np.inf)),
+                           b.call("greater", like(q, np.inf), b.call("abs", x)), FALSE)
+    rem = b.call("where", finite_by_inf, x, rem)  # fmod(x, ±inf) = x
+    if not n.get("fmod", 0):
+        neg_r, neg_y = b.call("greater", like(q, 0), rem), b.call("greater", like(q, 0), y)
+        differ = b.call("where", neg_r, _not(b, neg_y), neg_y)
+        shift = b.call("where", b.call("equal", rem, like(q, 0)), FALSE, differ)
+        rem = b.call("where", shift, b.call("add", rem, y), rem)
+    return rem if out.kind == "f" else b.call("cast", rem, dtype=dtype_name(out))
 
 
 @handler
@@ -243,6 +342,47 @@ def _arg(b, n, x, fn):
     hits = b.call("where", b.call("equal", x, best), iota, like(x, -1 if last else d))
     idx = b.call("reduce_max" if last else "reduce_min", hits, axes=[axis], keepdims=keep)
     return b.call("cast", idx, dtype="i64")
+
+
+@handler
+def TopK(b: Builder, n: OnnxNode, x, k):
+    """Each element's place in the order is the count of elements that come before it (larger,
+    or equal at a lower index: the stable order ONNX asks for); a one-hot of the place puts
+    values and indices into the first k slots. Quadratic in the axis length."""
+    kk = int(b.const(k, "k").reshape(-1)[0])
+    r = rank(x)
+    axis = norm_axis(n.get("axis", -1), r)
+    d = x.shape[axis]
+    if not 0 <= kk <= d:
+        raise ValueError(f"k={kk} for an axis of length {d}")
+    kind = dtype(x)
+    if kind.kind != "f":  # compared and summed as float64 (exact below 2**53)
+        x = x.astype(np.float64) if is_const(x) else b.call("cast", x, dtype="f64")
+    perm = [a for a in range(r) if a != axis] + [axis]
+    moved = x if perm == list(range(r)) else b.call("transpose", x, perm=perm)
+    xi = b.reshape(moved, (*moved.shape, 1))  # [..., D_i, 1]
+    xj = b.reshape(moved, (*moved.shape[:-1], 1, d))  # [..., 1, D_j]
+    first = np.tri(d, d, -1, np.bool_)  # [i, j]: j < i
+    ahead = b.call("greater", xj, xi) if n.get("largest", 1) else b.call("greater", xi, xj)
+    before = b.call("where", ahead, TRUE, b.call("where", b.call("equal", xi, xj), first,
+                                                  FALSE))
+    place = b.call("reduce_sum", b.call("where", before, like(x, 1), like(x, 0)), axes=[-1],
+                   keepdims=False)
+    hot = b.call("one_hot", b.call("cast", place, dtype="i64"), depth=d, axis=-1, dtype="bool")
+    if kk < d:
+        hot = b.call("slice", hot, starts=[0], ends=[kk], axes=[r])  # [..., D_i, k]
+    values = b.call("reduce_sum", b.call("where", hot, xi, like(x, 0)), axes=[r - 1],
+                    keepdims=False)
+    iota = np.arange(d, dtype=dtype(x)).reshape(d, 1)
+    index = b.call("reduce_sum", b.call("where", hot, iota, like(x, 0)), axes=[r - 1],
+                   keepdims=False)
+    inv = [int(a) for a in np.argsort(perm)]
+    outs = []
+    for y, to in ((values, kind), (index, np.dtype(np.int64))):
+        if dtype(y) != to:
+            y = y.astype(to) if is_const(y) else b.call("cast", y, dtype=dtype_name(to))
+        outs.append(y if perm == list(range(r)) else b.call("transpose", y, perm=inv))
+    return tuple(outs)
 
 
 # ---- elementwise ---------------------------------------------------------------------------
@@ -347,6 +487,9 @@ def _binary(name: str, op: str):
         if name == "Div" and is_const(x) and is_const(y) and dtype(x).kind in "iu":
             with np.errstate(all="ignore"):  # C's truncating integer division
                 return (np.trunc(x / y)).astype(x.dtype) if y.all() else np.zeros_like(x)
+        if name == "Div" and dtype(x).kind in "iu":  # the same in float64 (exact below 2**52)
+            f = [b.call("cast", v, dtype="f64") for v in (x, y)]
+            return b.call("cast", _trunc(b, b.call("div", *f)), dtype=dtype_name(dtype(x)))
         return b.call(op, x, y)
 
     run.__name__ = name
@@ -389,6 +532,38 @@ def CumSum(b: Builder, n: OnnxNode, x, axis):
     if dtype(x).kind != "f":
         raise Unsupported(f"CumSum of {dtype(x)} values")
     return along(b, x, a, keep.astype(np.float64))
+
+
+@handler
+def CumProd(b: Builder, n: OnnxNode, x, axis):
+    """A running product over the slices along the axis, concatenated (one mul per slice)."""
+    a = norm_axis(int(b.const(axis, "the axis").reshape(-1)[0]), rank(x))
+    d = x.shape[a]
+    if d > 256:
+        raise Unsupported(f"CumProd over {d} elements (one node per element)")
+    parts = [b.call("slice", x, starts=[k], ends=[k + 1], axes=[a]) for k in range(d)]
+    if n.get("reverse", 0):
+        parts.reverse()
+    ones = np.ones([1 if i == a else s for i, s in enumerate(x.shape)], dtype(x))
+    running, outs = None, []
+    for p in parts:
+        before = running
+        running = p if before is None else b.call("mul", before, p)
+        if n.get("exclusive", 0):  # the product of the slices before this one
+            outs.append(ones if before is None else before)
+        else:
+            outs.append(running)
+    if n.get("reverse", 0):
+        outs.reverse()
+    return outs[0] if d == 1 else b.call("concat", *outs, axis=a)
+
+
+@handler
+def BitShift(b: Builder, n: OnnxNode, x, y):
+    """Folds when both inputs are constant (Lamina has no shift operator)."""
+    x, y = b.const(x, "the input"), b.const(y, "the shift")
+    left = n.get("direction") in ("LEFT", b"LEFT")
+    return np.left_shift(x, y) if left else np.right_shift(x, y)
 
 
 # ---- softmax -------------------------------------------------------------------------------
@@ -466,7 +641,7 @@ def _reduction(name: str, since: int, pre=None, op: str = "reduce_sum", post=Non
             red = tuple(norm_axis(a, x.ndim) for a in axes) or None
             return np.prod(x, axis=red, keepdims=keepdims).astype(x.dtype)
         if name == "ReduceProd":
-            raise Unsupported("ReduceProd of a run-time value")
+            return _reduce_prod(b, x, axes, keepdims)
         if name == "ReduceLogSumExp":  # shifted by the max so that exp cannot overflow
             m = b.call("reduce_max", x, axes=axes, keepdims=True)
             s = b.call("reduce_sum", b.call("exp", b.call("sub", x, m)), axes=axes,
@@ -477,6 +652,20 @@ def _reduction(name: str, since: int, pre=None, op: str = "reduce_sum", post=Non
 
     run.__name__ = name
     alias(name, run)
+
+
+def _reduce_prod(b: Builder, x, axes, keepdims):
+    """exp(sum of log|x|) (a zero gives log 0 = -inf, so 0), negated where an odd number of
+    the factors is negative."""
+    if dtype(x).kind != "f":
+        raise Unsupported(f"ReduceProd of {dtype(x)} values at run time")
+    mag = b.call("exp", b.call("reduce_sum", b.call("log", b.call("abs", x)), axes=axes,
+                               keepdims=keepdims))
+    neg = b.call("reduce_sum", b.call("where", b.call("greater", like(x, 0), x), like(x, 1),
+                                      like(x, 0)), axes=axes, keepdims=keepdims)
+    odd = b.call("greater", b.call("sub", neg, b.call("mul", _trunc(b, b.call(
+        "mul", neg, like(x, 0.5))), like(x, 2))), like(x, 0.5))
+    return b.call("where", odd, b.call("neg", mag), mag)
 
 
 _reduction("ReduceSum", 13)

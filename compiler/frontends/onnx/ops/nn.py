@@ -300,3 +300,96 @@ def LRN(b: Builder, n: OnnxNode, x):
                  count_include_pad=True)
     den = b.call("add", b.call("mul", b.reshape(avg, x.shape), like(x, alpha)), like(x, bias))
     return b.call("div", x, b.call("pow", den, like(x, beta)))
+
+
+# ---- Einsum --------------------------------------------------------------------------------
+@handler
+def Einsum(b: Builder, n: OnnxNode, *xs):
+    """Each operand's diagonals taken, its axes laid out in one shared letter order (output
+    letters first, then the summed ones) with 1 for letters it lacks; the broadcast product,
+    summed over the letters the output drops. Two operands that are a (batched) matrix
+    product go through matmul instead of the broadcast product."""
+    eq = n.get("equation")
+    eq = (eq.decode() if isinstance(eq, bytes) else eq).replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(xs):
+        raise ValueError(f"equation '{eq}' has {len(terms)} operands, the node {len(xs)}")
+    dots = max([rank(x) - len(t.replace("...", "")) for t, x in zip(terms, xs)
+                if "..." in t] or [0])
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq][:dots]
+    terms = [t.replace("...", "".join(spare[dots - (rank(x) - len(t) + 3):]))
+             for t, x in zip(terms, xs)]
+    if not arrow:  # implicit output: the broadcast axes, then letters used once, sorted
+        once = sorted(c for c in set("".join(terms)) if "".join(terms).count(c) == 1
+                      and c not in spare)
+        out = "".join(spare) + "".join(once)
+    out = out.replace("...", "".join(spare))
+    ops = []
+    for t, x in zip(terms, xs):
+        if len(t) != rank(x):
+            raise ValueError(f"operand '{t}' of '{eq}' has rank {rank(x)}")
+        ops.append(_diagonals(b, t, x))
+    sizes = {}
+    for t, x in ops:
+        for c, d in zip(t, x.shape):
+            sizes[c] = max(sizes.get(c, 1), d)
+    if len(ops) == 2:
+        y = _einsum_matmul(b, ops, out, sizes)
+        if y is not None:
+            return y
+    order = out + "".join(sorted(set(sizes) - set(out)))
+    prod = None
+    for t, x in ops:
+        here = [c for c in order if c in t]
+        perm = [t.index(c) for c in here]
+        if perm != list(range(len(t))):
+            x = b.call("transpose", x, perm=perm)
+        x = b.reshape(x, [x.shape[here.index(c)] if c in t else 1 for c in order])
+        prod = x if prod is None else b.call("mul", prod, x)
+    summed = list(range(len(out), len(order)))
+    if summed:
+        prod = b.call("reduce_sum", prod, axes=summed, keepdims=False)
+    if tuple(prod.shape) != tuple(sizes[c] for c in out):  # broadcast 1s kept in the output
+        prod = b.call("broadcast_to", prod, shape=[sizes[c] for c in out])
+    return prod
+
+
+def _diagonals(b: Builder, t: str, x):
+    """(letters, operand) with each letter repeated in `t` reduced to its diagonal."""
+    while len(set(t)) < len(t):
+        c = next(c for c in t if t.count(c) > 1)
+        i, j = t.index(c), t.index(c, t.index(c) + 1)
+        d = x.shape[i]
+        eye = np.eye(d, dtype=np.bool_).reshape([d if k in (i, j) else 1
+                                                 for k in range(len(t))])
+        x = b.call("reduce_sum", b.call("where", eye, x, like(x, 0)), axes=[j],
+                   keepdims=False)
+        t = t[:j] + t[j + 1:]
+    return t, x
+
+
+def _einsum_matmul(b: Builder, ops, out: str, sizes: dict):
+    """A two-operand einsum as [B, M, K] @ [B, K, N]; None when it is not one (a letter
+    summed from one operand alone, or broadcasting between them)."""
+    (ta, a), (tb, bb) = ops
+    batch = [c for c in out if c in ta and c in tb]
+    left = [c for c in out if c in ta and c not in tb]
+    right = [c for c in out if c in tb and c not in ta]
+    inner = [c for c in ta if c in tb and c not in out]
+    if len(batch + left + inner) != len(ta) or len(batch + right + inner) != len(tb) \
+            or any(a.shape[ta.index(c)] != bb.shape[tb.index(c)] for c in batch + inner):
+        return None
+
+    def lay(t, x, first, second):
+        perm = [t.index(c) for c in batch + first + second]
+        x = x if perm == list(range(len(t))) else b.call("transpose", x, perm=perm)
+        return b.reshape(x, (math.prod(sizes[c] for c in batch),
+                             math.prod(sizes[c] for c in first),
+                             math.prod(sizes[c] for c in second)))
+
+    y = b.call("matmul", lay(ta, a, left, inner), lay(tb, bb, inner, right))
+    y = b.reshape(y, [sizes[c] for c in batch + left + right])
+    now = batch + left + right
+    perm = [now.index(c) for c in out]
+    return y if perm == list(range(len(out))) else b.call("transpose", y, perm=perm)

@@ -8,7 +8,7 @@ import numpy as np
 from ir import ShapeError
 
 from ..builder import Builder, OnnxNode, Unsupported
-from .common import handler, is_const, like, norm_axis, rank
+from .common import alias, handler, is_const, like, norm_axis, rank
 
 
 # ---- shape operators -----------------------------------------------------------------------
@@ -140,7 +140,7 @@ def Pad(b: Builder, n: OnnxNode, x, pads=None, value=None, axes=None):
         pads, fill = n.get("pads", n.get("paddings")), n.get("value", 0.0)
     else:
         pads = b.ints(pads, "pads")
-        fill = 0.0 if value is None else float(b.const(value, "the pad value").reshape(-1)[0])
+        fill = 0.0 if value is None or not is_const(value) else float(value.reshape(-1)[0])
     if axes is not None:
         axes = [norm_axis(a, r) for a in b.ints(axes, "axes")]
         full = [0] * (2 * r)
@@ -154,7 +154,12 @@ def Pad(b: Builder, n: OnnxNode, x, pads=None, value=None, axes=None):
         return _pad_wrap(b, x, pads)
     if mode not in ("constant", "reflect", "edge"):
         raise Unsupported(f"pad mode '{mode}'")
-    return b.call("pad", x, pads=pads, mode=mode, value=fill)
+    y = b.call("pad", x, pads=pads, mode=mode, value=fill)
+    if b.opset >= 11 and value is not None and not is_const(value) and mode == "constant":
+        # a run-time fill: where a constant mask of the padding says so
+        inside = b.call("pad", np.ones(x.shape, np.float32), pads=pads, value=0.0) > 0.5
+        y = b.call("where", inside, y, b.reshape(value, ()))
+    return y
 
 
 def _pad_wrap(b: Builder, x, pads):
@@ -232,3 +237,142 @@ def Dropout(b: Builder, n: OnnxNode, x, ratio=None, training_mode=None):
     if training:
         b.warn_training("dropout imported as the identity (inference)")
     return x, np.ones(x.shape, np.bool_)
+
+
+# ---- scatters and GatherND: one-hot masks over the indexed axes -----------------------------
+# The indices are only known at run time, so each becomes a one-hot mask (one_hot) over the
+# axis it indexes; the updates are placed through the mask with where and summed (or maxed)
+# over the update positions. Memory is (updates) x (indexed axis), fine for the index-sized
+# scatters models use (positional tables, masks).
+REDUCTIONS = ("none", "add", "mul", "max", "min")
+FALSE = np.asarray(False)
+
+
+def _combine(b: Builder, n: OnnxNode, data, hit, hot, upd, over: list[int], count: int):
+    """data with the updates `upd` placed where the bool mask `hot` (updates' positions x
+    data's positions, broadcasting) holds, reduced over the update axes `over`; `hit`: the
+    data positions any update reaches."""
+    red = n.get("reduction", "none")
+    if red not in REDUCTIONS:
+        raise Unsupported(f"reduction '{red}'")
+    if red in ("none", "add"):
+        placed = b.call("reduce_sum", b.call("where", hot, upd, like(data, 0)), axes=over)
+        return b.call("where", hit, placed, data) if red == "none" else b.call("add", data,
+                                                                               placed)
+    if red == "mul":  # no product reduction: one factor per update position (few of them)
+        if count > 64:
+            raise Unsupported(f"reduction 'mul' over {count} update positions")
+        a = norm_axis(over[0], rank(hot))
+        out = data
+        for k in range(count):
+            one = {"starts": [k], "ends": [k + 1], "axes": [a]}
+            factor = b.call("where", b.call("slice", hot, **one),
+                            b.call("slice", upd, **one), like(data, 1))
+            out = b.call("mul", out, b.reshape(factor, [d for i, d in enumerate(factor.shape)
+                                                        if i != a]))
+        return out
+    fill = like(data, -np.inf if red == "max" else np.inf)
+    best = b.call(f"reduce_{red}", b.call("where", hot, upd, fill), axes=over)
+    return b.call("where", hit, b.call("maximum" if red == "max" else "minimum", data, best),
+                  data)
+
+
+@handler
+def ScatterElements(b: Builder, n: OnnxNode, data, indices, updates):
+    """data with updates written at `indices` along `axis`."""
+    r = rank(data)
+    axis = norm_axis(n.get("axis", 0), r)
+    d = data.shape[axis]
+    # the axis moved last: a mask [(other axes)..., D, m] of where each of the m updates lands
+    perm = [k for k in range(r) if k != axis] + [axis]
+    moved = [b.call("transpose", x, perm=perm) if perm != list(range(r)) else x
+             for x in (indices, updates)]
+    hot = b.call("one_hot", moved[0], depth=d, axis=-2, dtype="bool")  # [..., D, m]
+    upd = b.reshape(moved[1], (*moved[1].shape[:-1], 1, moved[1].shape[-1]))
+    hit = b.call("reduce_max", b.call("where", hot, like(data, 1), like(data, 0)), axes=[-1])
+    rest = [indices.shape[k] for k in perm[:-1]]
+    full = [data.shape[k] for k in perm[:-1]]
+    moved_data = b.call("transpose", data, perm=perm) if perm != list(range(r)) else data
+    if rest != full:  # indices may be smaller than data off the axis: work on that corner
+        corner = b.call("slice", moved_data, starts=[0] * (r - 1), ends=rest,
+                        axes=list(range(r - 1)))
+    else:
+        corner = moved_data
+    out = _combine(b, n, corner, b.call("greater", hit, like(data, 0)), hot, upd, [-1],
+                   moved[1].shape[-1])
+    if rest != full:  # the rest of data is unchanged
+        out = _paste(b, moved_data, out, rest)
+    inv = [int(k) for k in np.argsort(perm)]
+    return b.call("transpose", out, perm=inv) if perm != list(range(r)) else out
+
+
+def _paste(b: Builder, whole, corner, sizes):
+    """`whole` with its leading corner of `sizes` replaced by `corner`: a constant mask of
+    the corner chooses between the two (the corner padded with zeros to the whole's shape)."""
+    r = rank(whole)
+    pads = [0] * r + [w - c for w, c in zip(whole.shape, [*sizes, *whole.shape[len(sizes):]])]
+    mask = np.zeros(whole.shape, np.bool_)
+    mask[tuple(slice(0, s) for s in sizes)] = True
+    return b.call("where", mask, b.call("pad", corner, pads=pads), whole)
+
+
+alias("Scatter", ScatterElements)  # its opset-9 name
+
+
+def _nd_mask(b: Builder, indices, dims):
+    """[M, *dims] bool: where each of the M index tuples (rows of `indices`, [M, k]) points."""
+    m, k = indices.shape
+    mask = None
+    for j, d in enumerate(dims):
+        col = b.reshape(b.call("slice", indices, starts=[j], ends=[j + 1], axes=[1])
+                        if k > 1 else indices, (m,))
+        hot = b.call("one_hot", col, depth=d, axis=-1, dtype="bool")
+        hot = b.reshape(hot, (m, *[d if i == j else 1 for i in range(len(dims))]))
+        mask = hot if mask is None else b.call("where", mask, hot, FALSE)
+    return mask
+
+
+@handler
+def ScatterND(b: Builder, n: OnnxNode, data, indices, updates):
+    """data with updates written at the index tuples of `indices` (last axis: a tuple)."""
+    k, r = indices.shape[-1], rank(data)
+    m = int(np.prod(indices.shape[:-1]))
+    idx = b.reshape(indices, (m, k))
+    mask = _nd_mask(b, idx, data.shape[:k])  # [M, d0..dk-1]
+    mask = b.reshape(mask, (*mask.shape, *[1] * (r - k)))
+    upd = b.reshape(updates, (m, *[1] * k, *data.shape[k:]))
+    hit = b.call("reduce_max", b.call("where", mask, like(data, 1), like(data, 0)), axes=[0])
+    hit = b.call("greater", hit, like(data, 0))
+    return _combine(b, n, data, hit, mask, upd, [0], m)
+
+
+@handler
+def GatherND(b: Builder, n: OnnxNode, data, indices):
+    """The slices of data at the index tuples of `indices`."""
+    if n.get("batch_dims", 0):
+        raise Unsupported("GatherND with batch_dims")
+    k, r = indices.shape[-1], rank(data)
+    m = int(np.prod(indices.shape[:-1]))
+    mask = _nd_mask(b, b.reshape(indices, (m, k)), data.shape[:k])
+    mask = b.reshape(mask, (*mask.shape, *[1] * (r - k)))
+    whole = b.reshape(data, (1, *data.shape))
+    picked = b.call("reduce_sum", b.call("where", mask, whole, like(data, 0)),
+                    axes=list(range(1, k + 1)))
+    return b.reshape(picked, (*indices.shape[:-1], *data.shape[k:]))
+
+
+@handler
+def ReverseSequence(b: Builder, n: OnnxNode, x, lens):
+    """Each batch entry's first lens[i] steps reversed: per entry, a gather along the time
+    axis with constant indices, the entries concatenated again."""
+    lens = b.ints(lens, "sequence_lens")
+    ba, ta = n.get("batch_axis", 1), n.get("time_axis", 0)
+    steps = x.shape[ta]
+    parts = []
+    for i, k in enumerate(lens):
+        if not 0 <= k <= steps:
+            raise ValueError(f"sequence length {k} for {steps} steps")
+        entry = b.call("slice", x, starts=[i], ends=[i + 1], axes=[ba])
+        order = np.asarray([*range(k - 1, -1, -1), *range(k, steps)], np.int64)
+        parts.append(b.call("gather", entry, order, axis=ta))
+    return parts[0] if len(parts) == 1 else b.call("concat", *parts, axis=ba)
