@@ -8,6 +8,8 @@ operators that need no torch-style translation are reached by their registry nam
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ir import ShapeError
@@ -317,3 +319,228 @@ def cross_entropy(logits, target, reduction="mean"):
 
 def mse_loss(a, b, reduction="mean"):
     return op("mse_loss", a, b, reduction=reduction)
+
+
+# ---- more losses (torch.nn.functional's names; written with the operators above) -----------
+def _reduced(loss, reduction: str):
+    if reduction == "sum":
+        return loss.sum()
+    return loss.mean() if reduction == "mean" else loss
+
+
+def l1_loss(input, target, reduction="mean"):
+    return _reduced((input - target).abs(), reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta = 0: L1)."""
+    d = (input - target).abs()
+    if beta == 0:
+        return _reduced(d, reduction)
+    return _reduced(where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
+    d = (input - target).abs()
+    return _reduced(where(d <= delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-(y log p + (1 - y) log(1 - p)), each log clamped at -100 as torch does."""
+    logp = _tensor(input).log().clamp(min=-100.0)
+    log1mp = (1.0 - _tensor(input)).log().clamp(min=-100.0)
+    loss = -(target * logp + (1.0 - target) * log1mp)
+    return _reduced(loss if weight is None else loss * weight, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    """torch's stable form: (1 - y) x + (1 + (pos_weight - 1) y) softplus(-x), with
+    softplus(-x) = log(1 + exp(-|x|)) + max(-x, 0)."""
+    x = _tensor(input)
+    soft = (1.0 + (-x.abs()).exp()).log() + op("relu", -x)
+    scale = 1.0 if pos_weight is None else (_tensor(pos_weight) - 1.0) * target + 1.0
+    loss = (1.0 - target) * x + scale * soft
+    return _reduced(loss if weight is None else loss * weight, reduction)
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """target (log target - input), 0 where target is 0 (torch's xlogy); 'batchmean'
+    divides the sum by the batch size."""
+    if log_target:
+        loss = _tensor(target).exp() * (target - input)
+    else:
+        t = _tensor(target)
+        safe = where(t > 0, t, 1.0)  # log(1) = 0 where the term is 0 anyway
+        loss = where(t > 0, t * safe.log(), 0.0) - t * input
+    if reduction == "batchmean":
+        return loss.sum() / float(loss.shape[0] if loss.ndim else 1)
+    return _reduced(loss, reduction)
+
+
+def _class_weights(weight, c: int, ndim: int):
+    """Per-class weights shaped to broadcast along axis 1 of [N, C, *]."""
+    return _tensor(weight).reshape(c, *(1,) * (ndim - 2))
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-input[n, target[n]] (times the class weight); targets equal to ignore_index add 0,
+    and 'mean' divides by the summed weights of the targets that count (torch's rule)."""
+    return _indexed_loss(_tensor(input), target, weight, ignore_index, reduction, 0.0)
+
+
+def _indexed_loss(logp, target, weight, ignore_index, reduction, smoothing):
+    """Negative log-likelihood of class indices with weights, ignore_index and torch's
+    label smoothing: (1 - e) w_t (-logp_t) + e / C sum_c w_c (-logp_c) per counted target."""
+    c = logp.shape[1]
+    target = _tensor(target)
+    valid = target != ignore_index
+    hot = op("one_hot", target.masked_fill(~valid, 0), depth=c, axis=1, dtype="bool")
+    picked = where(hot, logp, 0.0).sum(1)
+    w = 1.0 if weight is None else _class_weights(weight, c, logp.ndim)
+    w_t = where(valid, 1.0, 0.0) if weight is None else \
+        where(valid, where(hot, w, 0.0).sum(1), 0.0)
+    loss = -picked * w_t
+    if smoothing:
+        every = where(valid, -(logp * w).sum(1), 0.0)
+        loss = loss * (1.0 - smoothing) + every * (smoothing / c)
+    if reduction == "mean":
+        return loss.sum() / w_t.sum()
+    return _reduced(loss, reduction)
+
+
+def cross_entropy_loss(input, target, weight=None, ignore_index=-100, reduction="mean",
+                       label_smoothing=0.0):
+    """torch's F.cross_entropy with class weights, ignore_index and label smoothing; without
+    weights or smoothing it is the fused cross_entropy operator."""
+    target_is_index = _tensor(target).dtype in ("i32", "i64")
+    if weight is None and not label_smoothing:
+        if not target_is_index:
+            return cross_entropy(input, target, reduction)
+        # the fused operator on the counted targets (the default ignore_index, -100, marks
+        # padding in torch code): ignored ones read class 0 and add 0
+        valid = _tensor(target) != ignore_index
+        per = cross_entropy(input, _tensor(target).masked_fill(~valid, 0), "none")
+        loss = where(valid, per, 0.0)
+        return loss.sum() / valid.sum().float() if reduction == "mean" else \
+            _reduced(loss, reduction)
+    logp = log_softmax(input, 1)
+    if target_is_index:
+        return _indexed_loss(logp, target, weight, ignore_index, reduction, label_smoothing)
+    c = logp.shape[1]
+    t = _tensor(target)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + label_smoothing / c
+    w = 1.0 if weight is None else _class_weights(weight, c, logp.ndim)
+    loss = -(logp * t * w).sum(1)
+    if reduction == "mean":
+        return loss.sum() / float(loss.numel())
+    return _reduced(loss, reduction)
+
+
+# ---- vector similarity and resampling ------------------------------------------------------
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) along dim, after broadcasting."""
+    x1, x2 = _tensor(x1), _tensor(x2)
+    shape = tuple(np.broadcast_shapes(x1.shape, x2.shape))
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    n1 = (x1 * x1).sum(dim, keepdim=True).sqrt().clamp(min=eps)
+    n2 = (x2 * x2).sum(dim, keepdim=True).sqrt().clamp(min=eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+_INTERPOLATE_MODES = {"nearest": None, "linear": 1, "bilinear": 2, "bicubic": 2}
+
+
+def check_interpolate(size, scale_factor, mode, align_corners, recompute_scale_factor):
+    """Refuse what interpolate cannot do, at construction (an Upsample layer) or call."""
+    if mode not in _INTERPOLATE_MODES:
+        raise ShapeError(f"{_layer()}interpolate mode {mode!r} is not supported (one of "
+                         f"{', '.join(_INTERPOLATE_MODES)}; 'area', 'trilinear' and "
+                         "'nearest-exact' are not written yet)")
+    if (size is None) == (scale_factor is None):
+        raise ShapeError(f"{_layer()}interpolate needs exactly one of size and scale_factor")
+    if align_corners is not None and mode == "nearest":
+        raise ShapeError(f"{_layer()}align_corners applies to linear modes only (torch's rule)")
+
+
+def _per_axis(v, n: int, what: str):
+    if v is None:
+        return [None] * n
+    vs = list(v) if isinstance(v, (list, tuple)) else [v] * n
+    if len(vs) != n:
+        raise ShapeError(f"{_layer()}interpolate {what} {v!r} for {n} spatial axes")
+    return vs
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """torch's F.interpolate for 'nearest' (any size), 'linear', 'bilinear' and 'bicubic'
+    (with or without align_corners): each spatial axis resampled in turn by gathering the
+    source rows torch's index rule picks and weighting them (float32 index arithmetic, as
+    torch's CPU kernels)."""
+    check_interpolate(size, scale_factor, mode, align_corners, recompute_scale_factor)
+    if antialias:
+        raise ShapeError(f"{_layer()}interpolate antialias=True is not supported")
+    x = _tensor(input)
+    spatial = x.ndim - 2
+    if spatial < 1 or (_INTERPOLATE_MODES[mode] not in (None, spatial)):
+        raise ShapeError(f"{_layer()}interpolate mode {mode!r} on input {list(x.shape)}")
+    sizes = _per_axis(size, spatial, "size")
+    scales = _per_axis(scale_factor, spatial, "scale_factor")
+    for k in range(spatial):
+        a, n = 2 + k, x.shape[2 + k]
+        out = int(sizes[k]) if sizes[k] is not None else math.floor(n * scales[k])
+        scale = np.float32(1.0 / scales[k]) if scales[k] is not None and \
+            not recompute_scale_factor else np.float32(n) / np.float32(out)
+        resample = {"nearest": _nearest_axis, "bicubic": _cubic_axis}.get(mode, _linear_axis)
+        x = resample(x, a, n, out, scale, bool(align_corners))
+    return x
+
+
+def _nearest_axis(x, a, n, out, scale, _):
+    src = np.minimum(np.floor(np.arange(out, dtype=np.float32) * scale), n - 1)
+    return op("gather", x, src.astype(np.int64), axis=a)
+
+
+def _linear_axis(x, a, n, out, scale, align_corners):
+    src = np.maximum(_source(out, n, scale, align_corners), 0)  # linear modes clamp at 0
+    i0 = src.astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    lam = (src - i0).astype(np.float32).reshape((out,) + (1,) * (x.ndim - a - 1))
+    lo = op("gather", x, i0, axis=a)
+    hi = op("gather", x, i1, axis=a)
+    return lo * (1 - lam) + hi * lam
+
+
+def _source(out, n, scale, align_corners):
+    """torch's source coordinate of each output position (area_pixel_compute_source_index,
+    before any clamping)."""
+    dst = np.arange(out, dtype=np.float32)
+    if align_corners:
+        return dst * (np.float32(n - 1) / np.float32(out - 1)) if out > 1 else dst * 0
+    return (dst + np.float32(0.5)) * scale - np.float32(0.5)
+
+
+def _cubic_axis(x, a, n, out, scale, align_corners):
+    """Keys' cubic convolution (A = -0.75, torch's) over the 4 nearest source rows, indices
+    clamped to the edge."""
+    src = _source(out, n, scale, align_corners)
+    i = np.floor(src)
+    t = (src - i).astype(np.float64)
+    A = -0.75
+
+    def near(d):  # |d| <= 1
+        return ((A + 2) * d - (A + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A
+
+    shape = (out,) + (1,) * (x.ndim - a - 1)
+    acc = None
+    for k, w in zip((-1, 0, 1, 2), (far(t + 1), near(t), near(1 - t), far(2 - t))):
+        idx = np.clip(i.astype(np.int64) + k, 0, n - 1)
+        term = op("gather", x, idx, axis=a) * w.astype(np.float32).reshape(shape)
+        acc = term if acc is None else acc + term
+    return acc

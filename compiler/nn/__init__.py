@@ -1,6 +1,17 @@
 """Layers a deep-learning user recognises at once, with torch.nn's names and conventions."""
 
 from .attention import MultiheadAttention, TransformerEncoderLayer
+from .extra import (
+    AvgPool1d,
+    Bilinear,
+    Conv1d,
+    CosineSimilarity,
+    MaxPool1d,
+    PixelShuffle,
+    PixelUnshuffle,
+    PReLU,
+    Upsample,
+)
 from .init import manual_seed
 from .layers import (
     ELU,
@@ -31,17 +42,39 @@ from .layers import (
     Tanh,
     Unflatten,
 )
-from .loss import CrossEntropyLoss, MSELoss
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .module import Module, ModuleList, Sequential, StateDictError
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+    LocalResponseNorm,
+    RMSNorm,
+)
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
-    "ELU", "GELU", "GRU", "LSTM", "RNN", "SELU", "AdaptiveAvgPool2d", "AvgPool2d",
-    "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout", "Embedding",
-    "Flatten", "Hardsigmoid", "Hardswish", "Hardtanh", "Identity", "LayerNorm", "LeakyReLU",
-    "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Mish", "Module", "ModuleList",
-    "MultiheadAttention", "ReLU", "ReLU6", "Sequential", "SiLU", "Sigmoid", "Softmax",
-    "Softplus", "Softsign", "StateDictError", "Tanh", "TransformerEncoderLayer", "Unflatten",
-    "manual_seed",
+    "ELU", "GELU", "GRU", "LSTM", "RNN", "SELU", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d",
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Bilinear", "Conv1d",
+    "Conv2d", "CosineSimilarity", "CrossEntropyLoss", "Dropout", "Embedding", "Flatten",
+    "GroupNorm", "Hardsigmoid", "Hardswish", "Hardtanh", "HuberLoss", "Identity",
+    "InstanceNorm1d", "InstanceNorm2d", "KLDivLoss", "L1Loss", "LayerNorm", "LeakyReLU",
+    "Linear", "LocalResponseNorm", "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Mish",
+    "Module", "ModuleList", "MultiheadAttention", "NLLLoss", "PReLU", "PixelShuffle",
+    "PixelUnshuffle", "RMSNorm", "ReLU", "ReLU6", "Sequential", "SiLU", "Sigmoid",
+    "SmoothL1Loss", "Softmax", "Softplus", "Softsign", "StateDictError", "Tanh",
+    "TransformerEncoderLayer", "Unflatten", "Upsample", "manual_seed",
 ]

@@ -95,6 +95,39 @@ CASES: dict[type, Case] = {
         tuple(f"self_attn.{k}" for k in MHA_KEYS) + tuple(
             f"{m}.{p}" for m in ("linear1", "linear2", "norm1", "norm2")
             for p in ("weight", "bias"))),
+    # issue 19's further layers (torch parity in tests/compiler/test_more_layers.py)
+    nn.GroupNorm: Case(lambda: nn.GroupNorm(2, 4), (f32(2, 4, 3, 3),), ((2, 4, 3, 3),),
+                       ("weight", "bias")),
+    nn.InstanceNorm1d: Case(lambda: nn.InstanceNorm1d(3, affine=True), (f32(2, 3, 5),),
+                            ((2, 3, 5),), ("weight", "bias")),
+    nn.InstanceNorm2d: Case(lambda: nn.InstanceNorm2d(3, track_running_stats=True),
+                            (f32(2, 3, 4, 4),), ((2, 3, 4, 4),), BN_KEYS[2:]),
+    nn.RMSNorm: Case(lambda: nn.RMSNorm(5), (f32(2, 5),), ((2, 5),), ("weight",)),
+    nn.LocalResponseNorm: Case(lambda: nn.LocalResponseNorm(3), (f32(2, 4, 3, 3),),
+                               ((2, 4, 3, 3),)),
+    nn.Conv1d: Case(lambda: nn.Conv1d(2, 4, 3, padding=1), (f32(2, 2, 6),), ((2, 4, 6),),
+                    ("weight", "bias")),
+    nn.MaxPool1d: Case(lambda: nn.MaxPool1d(2), (f32(2, 3, 6),), ((2, 3, 3),)),
+    nn.AvgPool1d: Case(lambda: nn.AvgPool1d(3, 1), (f32(2, 3, 6),), ((2, 3, 4),)),
+    nn.PReLU: Case(lambda: nn.PReLU(3), (f32(2, 3, 4),), ((2, 3, 4),), ("weight",)),
+    nn.PixelShuffle: Case(lambda: nn.PixelShuffle(2), (f32(1, 8, 2, 3),), ((1, 2, 4, 6),)),
+    nn.PixelUnshuffle: Case(lambda: nn.PixelUnshuffle(2), (f32(1, 2, 4, 6),),
+                            ((1, 8, 2, 3),)),
+    nn.Upsample: Case(lambda: nn.Upsample(scale_factor=2, mode="bilinear"),
+                      (f32(1, 2, 3, 3),), ((1, 2, 6, 6),)),
+    nn.CosineSimilarity: Case(lambda: nn.CosineSimilarity(), (f32(3, 4), f32(3, 4)),
+                              ((3,),)),
+    nn.Bilinear: Case(lambda: nn.Bilinear(3, 4, 2), (f32(5, 3), f32(5, 4)), ((5, 2),),
+                      ("weight", "bias")),
+    **{cls: Case(cls, (f32(3, 4), f32(3, 4)), ((),)) for cls in (
+        nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)},
+    nn.NLLLoss: Case(lambda: nn.NLLLoss(), (f32(4, 5), i64(5, 4)), ((),)),
+    nn.BCELoss: Case(lambda: nn.BCELoss(), (np.full((3, 4), 0.3, np.float32),
+                                            np.full((3, 4), 0.6, np.float32)), ((),)),
+    nn.BCEWithLogitsLoss: Case(lambda: nn.BCEWithLogitsLoss(pos_weight=np.ones(4)),
+                               (f32(3, 4), f32(3, 4)), ((),), ("pos_weight",)),
+    nn.KLDivLoss: Case(lambda: nn.KLDivLoss(reduction="batchmean"),
+                       (f32(3, 4), np.full((3, 4), 0.25, np.float32)), ((),)),
 }
 
 # exported Module subclasses that are not layers on their own
@@ -271,7 +304,7 @@ def test_recurrent_graph_is_unrolled_compactly():
     lambda: nn.TransformerEncoderLayer(8, 2, activation="swish"),
     lambda: nn.Conv2d(3, 4, 3, padding_mode="circular"), lambda: nn.Conv2d(3, 4, 3, groups=2),
     lambda: nn.MaxPool2d(2, return_indices=True), lambda: nn.Dropout(1.0),
-    lambda: nn.CrossEntropyLoss(label_smoothing=0.1), lambda: nn.MSELoss(reduction="avg"),
+    lambda: nn.CrossEntropyLoss(label_smoothing=1.5), lambda: nn.MSELoss(reduction="avg"),
 ], ids=["lstm_proj", "rnn_act", "gru_size", "mha_heads", "mha_bias_kv", "encoder_act",
         "conv_circular", "conv_groups", "pool_indices", "dropout_p", "ce_smoothing", "mse_red"])
 def test_unsupported_or_invalid_arguments_are_lamina_errors(build):
