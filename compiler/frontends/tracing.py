@@ -12,7 +12,10 @@ import contextlib
 import contextvars
 import inspect
 import numbers
+import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -87,6 +90,21 @@ class Tracer:
             raise type(e)(f"{self.where()}{e}") from None
         outs = tuple(Tensor(v) for v in node.outputs)
         return outs[0] if len(outs) == 1 else outs
+
+
+_OURS = tuple(str(Path(__file__).resolve().parents[2] / pkg) for pkg in
+              ("compiler", "ir", "passes", "backends"))
+
+
+def _user_line() -> str:
+    """' (at FILE:LINE: code)' for the innermost frame of the user's code, outside Lamina,
+    numpy and the standard library."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        name = str(Path(frame.filename).resolve())
+        if not name.startswith(_OURS) and "site-packages" not in name \
+                and not name.startswith(sys.prefix) and not name.startswith(sys.base_prefix):
+            return f" (at {frame.filename}:{frame.lineno}: {frame.line})"
+    return ""
 
 
 def current() -> Tracer:
@@ -309,8 +327,31 @@ class Tensor(TensorMethods):
         return f"Tensor({self.value!r})"
 
     def __bool__(self):
-        raise TraceError("a traced tensor has no truth value: data-dependent control flow "
-                         "cannot be traced")
+        raise TraceError(f"{where()}a traced tensor has no truth value{_user_line()}: "
+                         "data-dependent control flow (if/while/and/or on a tensor) cannot be "
+                         "traced; compute both branches and pick with x.where(cond, y) or "
+                         "F.where(cond, x, y)")
+
+    def _no_value(self, what: str):
+        raise TraceError(f"{where()}{what} of a traced tensor{_user_line()}: its value exists "
+                         "only when the compiled model runs; keep it a tensor (x * t rather "
+                         "than x * float(t))")
+
+    def __float__(self):
+        self._no_value("float()")
+
+    def __int__(self):
+        self._no_value("int()")
+
+    def item(self):
+        self._no_value(".item()")
+
+    def __array__(self, *args, **kwargs):
+        # numpy functions (np.exp(x)) and np.asarray(x) come here; binary operators with an
+        # array on the left do not (__array_priority__ sends them to our reflected methods)
+        raise TraceError(f"{where()}numpy was handed a traced tensor{_user_line()}: numpy "
+                         "computes on values, not on the graph; use the tensor's methods or "
+                         "compiler.functional instead (x.exp(), F.relu(x), ...)")
 
     # ---- shape methods -----------------------------------------------------------------
     def reshape(self, *shape):

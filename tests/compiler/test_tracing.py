@@ -386,3 +386,37 @@ def test_indexing_any_shape(shape, data):
 def test_bad_indices_raise(index, match):
     with pytest.raises(compiler.TraceError, match=match):
         compiler.trace(lambda t: t[index], X[0])
+
+
+class _Untraceable(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+
+    def forward(self, x):
+        if self.how == "if":
+            return x if x.sum() > 0 else -x
+        if self.how == "numpy":
+            return np.exp(x)
+        if self.how == "float":
+            return x * float(x[0, 0])
+        return x * x[0, 0].item()
+
+
+@pytest.mark.parametrize("how, says", [("if", "no truth value"), ("numpy", "numpy was handed"),
+                                       ("float", "float()"), ("item", ".item()")])
+def test_untraceable_code_is_named_by_file_and_line(how, says):
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(compiler.TraceError) as info:
+        compiler.trace(_Untraceable(how), x)
+    message = str(info.value)
+    assert says in message and "test_tracing.py:" in message, message
+
+
+def test_arrays_on_the_left_of_an_operator_still_trace():
+    x = np.ones((2, 3), np.float32)
+    g = compiler.trace(lambda t: np.full((2, 3), 2, np.float32) * t + 1, x)
+    ops = [n.op for n in g.nodes]
+    assert "mul" in ops and ops[-1] == "add"
+    want = np.full((2, 3), 2, np.float32) * x + 1
+    np.testing.assert_array_equal(compiler.compile(g, x, backend="reference")(x), want)
