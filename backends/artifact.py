@@ -167,6 +167,8 @@ def load(path: str | os.PathLike, verify: bool = True) -> LoadedModel:
     every array's dtype and shape against the graph or the metadata, so the code never
     reads outside an array; verify=False skips hashing the arrays' bytes, most of the file
     (about 200 ms per 200 MB here)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArtifactError(f"load takes the path of a .lamina file, got {type(path).__name__}")
     path = Path(path)
     with open(path, "rb") as f:  # a missing file stays an OSError (PathError in compiler)
         try:

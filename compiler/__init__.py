@@ -16,7 +16,6 @@ from .frontends.tracing import Tensor, TraceError
 from .tools import bisection as _bisection
 from .tools import profiler as _profiler
 from .tools.bisection import BisectReport
-from .tools.profiler import format_profile
 from .training import TrainingError, TrainStep, optim
 from .training import compile_training as _compile_training
 
@@ -49,6 +48,7 @@ from_torch = public(_from_torch)  # torch itself is imported only when this is c
 save_onnx = public(_onnx.save_onnx)
 bisect = public(_bisection.bisect, model="any")
 profile = public(_profiler.profile, model="any")
+format_profile = public(_profiler.format_profile)
 load = public(_artifact.load)  # a saved compiled model (fn.save); never imports LLVM
 
 __all__ = ["BisectReport", "LaminaWarning", "MissingDependencyError", "OnnxExportError",

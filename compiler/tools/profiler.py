@@ -273,6 +273,12 @@ def _settle_peaks(rows: list[dict], peak_gflops: float) -> None:
 
 def format_profile(rows: list[dict], top: int | None = None) -> str:
     """The profile as a table, with a total line and the peaks it is measured against."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ir.errors.OptionTypeError(f"format_profile takes the rows profile() returns, got "
+                                        f"{type(rows).__name__}")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise ir.errors.OptionError(f"format_profile: top must be a positive integer or None, "
+                                    f"got {top!r}")
     if not rows:
         return "no nodes to profile"
     shown = rows[:top] if top else rows

@@ -514,3 +514,16 @@ def test_saved_reproducer_keeps_only_safe_options_at_its_path(tmp_path):
     assert not (tmp_path / "bug.npz").exists()  # np.savez would have added the suffix
     assert repro.load(tmp_path / "bug").options == {"num_threads": 2}
 
+
+
+def test_every_public_function_refuses_bad_arguments_with_a_typed_error():
+    """No argument list, a number, or two Nones: whatever the function, a LaminaError."""
+    import inspect
+
+    functions = [n for n in compiler.__all__ if inspect.isfunction(getattr(compiler, n))]
+    assert {"compile", "trace", "load_onnx", "load", "from_torch", "format_profile"} <= \
+        set(functions)
+    for name in functions:
+        for args in [(), (5,), (None, None)]:
+            with pytest.raises(ir.LaminaError):
+                getattr(compiler, name)(*args)
