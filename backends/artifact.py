@@ -354,34 +354,18 @@ def _check_host(meta: dict, path: Path) -> None:
 
 
 # ---- running ---------------------------------------------------------------------------------
-class LoadedModel:
-    """A saved compiled model, running from its shared library: the call contract of
-    backends.llvm.CompiledModel (inputs checked, outputs new arrays, one foreign call, calls
-    serialised by a lock around the one arena). Attributes: graph, metadata, fp_mode,
-    num_threads, arena_bytes, path."""
+class NativeCall:
+    """The call contract of `lamina_main(io, weights, arena)`, shared by the JIT-compiled
+    model (backends.llvm.CompiledModel) and the loaded one (LoadedModel): inputs checked,
+    outputs new arrays, one foreign call, calls serialised by a lock around the one arena."""
 
-    backend = "llvm"
-
-    def __init__(self, graph: ir.Graph, tables: list[np.ndarray], so: memoryview, meta: dict,
-                 path: Path):
-        self.graph, self.metadata, self.path = graph, meta, path
-        self.fp_mode = meta.get("fp_mode")
-        self.num_threads = int(meta.get("num_threads", 1))
-        self.arena_bytes = int(meta["arena_bytes"])
-        self._errors = list(meta["errors"])
-        self._lib = _dlopen(so, path)
-        try:
-            self._fn = _ENTRY(("lamina_main", self._lib))
-        except AttributeError:
-            raise ArtifactError(f"{path}: its library has no entry point lamina_main") from None
-        if meta.get("uses_pool") and self.num_threads > 1:
-            _start_pool(self._lib, self.num_threads - 1)
+    def _bind(self, graph: ir.Graph, fn, tables: list[np.ndarray], arena: int,
+              errors) -> None:
+        self._fn, self._errors = fn, list(errors)
         self._keep = tables  # the code holds raw pointers to these
         self._weights = (ctypes.c_void_p * max(1, len(tables)))(
             *[a.ctypes.data for a in tables])
-        raw = np.zeros(self.arena_bytes + ALIGN, np.uint8)
-        self._arena_buf = raw
-        self._arena = ctypes.c_void_p(raw.ctypes.data + (-raw.ctypes.data) % ALIGN)
+        self._arena = ctypes.c_void_p(arena)
         self._out_types = [(v.type.shape, v.type.np_dtype) for v in graph.outputs]
         self._n_in = len(graph.inputs)
         self._io = (ctypes.c_void_p * max(1, self._n_in + len(self._out_types)))()
@@ -403,6 +387,34 @@ class LoadedModel:
             raise ir.LaminaError(self._errors[rc - 1] if 0 < rc <= len(self._errors)
                                  else f"the compiled code failed with status {rc}")
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+class LoadedModel(NativeCall):
+    """A saved compiled model, running from its shared library: the call contract of
+    backends.llvm.CompiledModel (inputs checked, outputs new arrays, one foreign call, calls
+    serialised by a lock around the one arena). Attributes: graph, metadata, fp_mode,
+    num_threads, arena_bytes, path."""
+
+    backend = "llvm"
+
+    def __init__(self, graph: ir.Graph, tables: list[np.ndarray], so: memoryview, meta: dict,
+                 path: Path):
+        self.graph, self.metadata, self.path = graph, meta, path
+        self.fp_mode = meta.get("fp_mode")
+        self.num_threads = int(meta.get("num_threads", 1))
+        self.arena_bytes = int(meta["arena_bytes"])
+        self._errors = list(meta["errors"])
+        self._lib = _dlopen(so, path)
+        try:
+            self._fn = _ENTRY(("lamina_main", self._lib))
+        except AttributeError:
+            raise ArtifactError(f"{path}: its library has no entry point lamina_main") from None
+        if meta.get("uses_pool") and self.num_threads > 1:
+            _start_pool(self._lib, self.num_threads - 1)
+        raw = np.zeros(self.arena_bytes + ALIGN, np.uint8)
+        self._arena_buf = raw
+        self._bind(graph, self._fn, tables, raw.ctypes.data + (-raw.ctypes.data) % ALIGN,
+                   meta["errors"])
 
     def __repr__(self) -> str:
         t = self.metadata["target"]

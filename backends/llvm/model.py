@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import sys
-import threading
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -19,7 +18,6 @@ import numpy as np
 
 import ir
 from backends import artifact
-from backends.reference import check_inputs
 
 from . import runtime
 
@@ -45,7 +43,7 @@ class NativeCode:
             self.close()
 
 
-class CompiledModel:
+class CompiledModel(artifact.NativeCall):
     """A graph compiled to native code. Call it with numpy arrays; it returns an array, or a
     tuple of arrays for several outputs.
 
@@ -73,39 +71,14 @@ class CompiledModel:
         self.num_threads = cg.num_threads
         self.arena_bytes = arena_bytes
         self._code = code  # freed with the model
-        self._errors = list(cg.errors)
         entry = code.engine.get_function_address("lamina_main")
         if not entry:  # calling it would jump to address 0
             raise ir.LaminaError("the compiled code has no entry point lamina_main")
-        self._fn = _ENTRY(entry)
         weights = [np.ascontiguousarray(graph.weights[name], dtype=v.type.np_dtype)
                    for name, v in graph.params.items()]
-        self._keep = weights + list(cg.extra)  # the code holds raw pointers to these
-        self._weights = (ctypes.c_void_p * max(1, len(self._keep)))(
-            *[a.ctypes.data for a in self._keep])
         self._arena_buf, arena = _aligned(arena_bytes)
-        self._arena = ctypes.c_void_p(arena)
-        self._out_types = [(v.type.shape, v.type.np_dtype) for v in graph.outputs]
-        self._n_in = len(graph.inputs)
-        self._io = (ctypes.c_void_p * max(1, self._n_in + len(self._out_types)))()
-        self._lock = threading.Lock()
+        self._bind(graph, _ENTRY(entry), weights + list(cg.extra), arena, cg.errors)
         self._asm: str | None = None
-
-    def __call__(self, *args, **kwargs):
-        arrays = check_inputs(self.graph, args, kwargs)
-        outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
-        with self._lock:
-            io = self._io
-            for i, a in enumerate(arrays):
-                if not (a.flags.c_contiguous and a.flags.aligned):
-                    a = arrays[i] = np.require(a, requirements="CA")
-                io[i] = a.ctypes.data
-            for i, o in enumerate(outs, self._n_in):
-                io[i] = o.ctypes.data
-            rc = self._fn(io, self._weights, self._arena)
-        if rc:
-            raise ir.LaminaError(self._errors[rc - 1])
-        return outs[0] if len(outs) == 1 else tuple(outs)
 
     def run_raw(self, addresses, arena: int | None = None) -> int:
         """Run the entry point on raw addresses with no checks and no copies: the inputs',
