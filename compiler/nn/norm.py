@@ -65,14 +65,20 @@ class BatchNorm2d(_BatchNorm):
     rank = (4,)
 
 
+def _normalized_shape(layer: str, normalized_shape) -> tuple:
+    """torch's normalized_shape, an int or a sequence of them, as a checked tuple."""
+    many = isinstance(normalized_shape, (list, tuple, np.ndarray))
+    shape = tuple(normalized_shape) if many else (normalized_shape,)
+    for d in shape:
+        init.check_sizes(layer, normalized_shape=d)
+    return shape
+
+
 class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True):
         super().__init__()
-        many = isinstance(normalized_shape, (list, tuple, np.ndarray))
-        shape = tuple(normalized_shape) if many else (normalized_shape,)
-        for d in shape:
-            init.check_sizes("LayerNorm", normalized_shape=d)
+        shape = _normalized_shape("LayerNorm", normalized_shape)
         self.normalized_shape, self.eps = shape, eps
         self.weight = np.ones(shape, np.float32) if elementwise_affine else None
         self.bias = np.zeros(shape, np.float32) if elementwise_affine and bias else None
@@ -189,10 +195,7 @@ class RMSNorm(Module):
     def __init__(self, normalized_shape, eps: float | None = None,
                  elementwise_affine: bool = True):
         super().__init__()
-        many = isinstance(normalized_shape, (list, tuple, np.ndarray))
-        shape = tuple(normalized_shape) if many else (normalized_shape,)
-        for d in shape:
-            init.check_sizes("RMSNorm", normalized_shape=d)
+        shape = _normalized_shape("RMSNorm", normalized_shape)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
         self.weight = np.ones(shape, np.float32) if elementwise_affine else None
