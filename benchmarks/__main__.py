@@ -23,23 +23,16 @@ import numpy as np
 import compiler
 
 from .models import build, torch_twin
-from .timing import median_seconds, table
+from .timing import median_seconds, ort_runner, table
 
 THREADS = 2
 
 
 def ort_session(model_or_graph, x, threads=THREADS):
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d:  # the session keeps the model in memory
         path = Path(d) / "m.onnx"
         compiler.save_onnx(model_or_graph, path, example_inputs=(x,))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda a: sess.run(None, {name: a})[0]
+        return ort_runner(path, threads)
 
 
 def torch_eager(name, model, x):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import geomean, median_seconds, table
+from .timing import geomean, median_seconds, ort_runner, table
 
 SEED = 0
 OPSET = 17
@@ -152,17 +152,6 @@ def onnx_file(name: str, model, kind: str, cache: Path = CACHE) -> Path:
 
 
 # ---- one model, measured in a worker process ----------------------------------------------
-def ort_session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda a: sess.run(None, {name: a})[0]
-
-
 def torch_runner(model, threads: int):
     import torch
 
@@ -218,7 +207,7 @@ def bench_model(name: str, batches, threads, timing: dict) -> list[dict]:
                     row["error"] = short_error(e)
                     print(f"  {name} b{batch}: Lamina failed: {row['error']}", file=sys.stderr)
             # onnxruntime's session lives only while it is timed: its idle threads spin
-            ort = ort_session(path, n)
+            ort = ort_runner(path, n)
             y_ort = ort(x)
             row[f"ort_{n}t"] = median_seconds(ort, x, **timing)["median"] * 1e3
             del ort

@@ -36,3 +36,16 @@ def geomean(values) -> float:
     """Geometric mean: the average of ratios (a 2x and a 0.5x cancel out)."""
     values = list(values)
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def ort_runner(path, threads: int):
+    """onnxruntime on the ONNX file at `path` with `threads` intra-op threads, as a function
+    of the single input array returning the first output."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda a: sess.run(None, {name: a})[0]
