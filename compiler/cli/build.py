@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import ir
+from backends import artifact
 from ir.errors import OptionError
 
 from ..tools import aot
@@ -38,16 +39,30 @@ def cmd_compile(args) -> None:
     output_dir("-o", args.output)
     graph, inputs = load_graph(args)
     name, options = backend(args)
+    if args.shared:
+        shared_possible(name)
     optimised, model, stats = compile_graph(args, graph, inputs, name, options,
                                             progress_enabled(args))
     with writing("-o", args.output):
-        written, notes = aot.write(args.output, optimised, model, stats, args.name)
+        written, notes = aot.write(args.output, optimised, model, stats, args.name,
+                                   shared=args.shared)
     out(stats)
     out(f"compiled with {name}; wrote to {args.output}:")
     for p in written:
         out(f"  {p.name}")
     for note in notes:
         out(f"note: {note}")
+
+
+def shared_possible(backend_name: str) -> None:
+    """--shared asks for a library: refuse, before compiling, where none can be built."""
+    if backend_name != "llvm":
+        raise OptionError(f"--shared builds native code: it needs --backend llvm, not "
+                          f"{backend_name}")
+    if artifact.c_compiler() is None:
+        raise OptionError("--shared needs a C compiler (cc, gcc or clang) on PATH to build "
+                          "the library; without it, compile without --shared for the object "
+                          "file and header")
 
 
 def add_compile(sub) -> None:
@@ -58,13 +73,20 @@ def add_compile(sub) -> None:
                     "(time and rewrites per pass) and, with the llvm backend, NAME.ll (LLVM "
                     "IR), NAME.s (assembly), NAME.o (object file), NAME.weights.bin, NAME.h "
                     "(a C header for the entry point) and NAME.so when a C compiler is "
-                    "installed. If a pass or the backend fails, a reproducer is written.",
-        epilog="example:\n  lamina compile examples/small_cnn.py:build -O 3 -o build/cnn",
+                    "installed. --shared also builds libNAME.so, the model behind a small "
+                    "C API (create / run / destroy, its inputs and outputs, error codes; "
+                    "weights built in) that NAME.h then declares and documents: see "
+                    "examples/c_api. If a pass or the backend fails, a reproducer is written.",
+        epilog="examples:\n  lamina compile examples/small_cnn.py:build -O 3 -o build/cnn\n"
+               "  lamina compile examples/small_cnn.py:build --shared -o build/cnn",
         formatter_class=Formatter)
     add_model(c)
     c.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     c.add_argument("--name", default="model", type=base_name,
                    help="base name of the files (default: model)")
+    c.add_argument("--shared", action="store_true",
+                   help="also build libNAME.so with the C API declared in NAME.h (needs the "
+                        "llvm backend and a C compiler)")
     add_inputs(c)
     add_backend(c, "auto")
     add_repro(c, "if a pass or the backend fails")
