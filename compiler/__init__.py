@@ -7,6 +7,7 @@ from ir.errors import LaminaWarning, MissingDependencyError, OptionError, Option
 
 from . import functional, nn
 from .compile import TrainingModeWarning, compile, public, to_graph
+from .dynamic import Dim, DynamicModel
 from .frontends import onnx as _onnx
 from .frontends import tracing as _tracing
 from .frontends.onnx import OnnxExportError, OnnxImportError, OnnxImportWarning
@@ -59,3 +60,4 @@ __all__ = ["BisectReport", "LaminaWarning", "MissingDependencyError", "OnnxExpor
            "to_graph", "trace"]
 __all__ += ["TorchImportError", "TorchImportWarning", "from_torch"]
 __all__ += ["ArtifactError", "load"]
+__all__ += ["Dim", "DynamicModel"]

@@ -23,6 +23,7 @@ from ir.errors import (
     PathError,
 )
 
+from .dynamic import DynamicModel, signature
 from .frontends.tracing import output_structure, restructure, trace
 from .nn import BatchNorm1d, BatchNorm2d, Dropout, Module
 
@@ -195,13 +196,16 @@ def _dtype_hint(example_inputs) -> str:
 
 @public(model="any")
 def compile(model, *example_inputs, opt_level: int = 2, passes=None,
-            backend: str = backends.DEFAULT, training: bool = False, **options):
+            backend: str = backends.DEFAULT, training: bool = False, dynamic=None, **options):
     """Trace (if needed), optimise and compile `model`; the result is called with numpy
     arrays and returns an array, or a tuple for several outputs. `fn.graph` is what runs.
 
     `backend` is "llvm" (native code, the default) or "reference" (the numpy interpreter);
     `passes` overrides the opt-level pipeline with a list of pass names; other keyword
     options go to the LLVM backend (num_threads, fast_math, cache_dir, target_features).
+    `dynamic` names dimensions that vary between calls: {input name or position: {axis:
+    name or compiler.Dim}}, or True for dimension 0 of every input; the callable then
+    serves every size of them (compiler.dynamic), as it does an ONNX model's `dim_param`s.
     A model with dropout or batch-norm layers still in training mode gets a
     TrainingModeWarning (call `.eval()` first); `training=True` says that is meant: the
     layers keep their training-mode behaviour and nothing is said."""
@@ -212,12 +216,66 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None,
     compile_graph = backends.get(backend)  # an unknown backend: refused before any work
     if not training:
         _warn_training_mode(model)
-    graph = to_graph(model, *example_inputs)
+
+    def build(inputs):
+        graph = to_graph(model, *inputs)
+        if not _is_onnx(model):
+            ir.verify(graph)  # (load_onnx has just verified what it built)
+        optimized = _passes.optimize(graph, opt_level=opt_level, passes=passes)
+        return graph, compile_graph(optimized, **options)
+
+    graph, fn = build(example_inputs)
     structure = output_structure(graph)  # forward()'s nesting, before passes copy the graph
-    if not (isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".onnx")):
-        ir.verify(graph)  # (load_onnx has just verified what it built)
-    graph = _passes.optimize(graph, opt_level=opt_level, passes=passes)
-    return restructure(compile_graph(graph, **options), structure)
+    onnx_dims, narrow_in, narrow_out = {}, [None], [None]
+    if _is_onnx(model):
+        from .frontends.onnx import signature as onnx_signature
+
+        onnx_dims, narrow_in, narrow_out = onnx_signature(model)
+    dynamic = onnx_dims if dynamic is None else dynamic
+    if dynamic:
+        fn = _dynamic(model, graph, fn, dynamic, lambda inputs: build(inputs)[1])
+    if any(narrow_in) or any(narrow_out):
+        fn = Converted(fn, narrow_in, narrow_out)
+    return restructure(fn, structure)
+
+
+class Converted:
+    """A model whose file declares inputs or outputs in types Lamina computes in a wider
+    one (float16 and bfloat16 in float32, 8- and 16-bit integers in int32): inputs are
+    converted on the way in, outputs rounded back to the declared types on the way out.
+    Every attribute but the call is the wrapped model's."""
+
+    def __init__(self, fn, inputs, outputs):
+        self.fn, self.inputs, self.outputs = fn, inputs, outputs
+
+    def __call__(self, *args):
+        wider = [v.type.np_dtype for v in self.fn.graph.inputs]
+        args = [np.asarray(a).astype(w) if dt is not None and np.asarray(a).dtype == dt else a
+                for a, dt, w in zip(args, self.inputs, wider)]
+        out = self.fn(*args)
+        outs = out if isinstance(out, tuple) else (out,)
+        outs = tuple(o if dt is None else o.astype(dt) for o, dt in zip(outs, self.outputs))
+        return outs if isinstance(out, tuple) else outs[0]
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["fn"], name)
+
+    def __repr__(self) -> str:
+        return f"{self.fn!r} (converting its inputs and outputs to the file's types)"
+
+
+def _is_onnx(model) -> bool:
+    return isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".onnx")
+
+
+def _dynamic(model, graph: ir.Graph, fn, dynamic, build) -> DynamicModel:
+    if isinstance(model, ir.Graph) or (isinstance(model, (str, os.PathLike))
+                                       and not _is_onnx(model)):
+        raise OptionError("compile: dynamic= needs a model to specialise to each size (a "
+                          "compiler.nn model, a torch module or an ONNX file); an ir.Graph "
+                          "or a saved .npz graph holds one size")
+    types, dims = signature(graph, dynamic)
+    return DynamicModel(graph.name, types, dims, build, fn)
 
 
 def _warn_training_mode(model) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import networkx as nx
 import numpy as np
 
-from .errors import LaminaError, VerifyError
+from .errors import LaminaError, ShapeError, VerifyError
 from .ops import registry
 from .printer import print_graph
 from .tensor_type import TensorType
@@ -281,6 +281,10 @@ registry.define_graph_kind(Graph)  # fused operators' bodies are graph-valued at
 
 def infer_types(opdef: registry.OpDef, types, attrs, where: str) -> tuple[TensorType, ...]:
     """Run an operator's inference, naming the node in any error it raises."""
+    symbolic = next((t for t in types if not t.is_static), None)
+    if symbolic is not None:  # shape rules compute with sizes: a signature is bound first
+        raise ShapeError(f"{where}: an operand has symbolic type {symbolic}; graphs hold "
+                         "static types (bind the symbols to sizes, or compile with dynamic=)")
     try:
         return opdef.infer_types(types, attrs)
     except LaminaError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,16 +64,49 @@ def dtype_name(dtype) -> str:
         raise ShapeError(f"unsupported dtype {dtype!r}; supported: {', '.join(DTYPES)}") from None
 
 
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _dim(d) -> int | str:
+    """A dimension: a size, or the name of a symbolic one (`N`, `batch_size`)."""
+    if isinstance(d, str):
+        if not _SYMBOL.fullmatch(d):
+            raise ShapeError(f"a symbolic dimension is named like an identifier, got {d!r}")
+        return d
+    return int(d)
+
+
 @dataclass(frozen=True)
 class TensorType:
-    shape: tuple[int, ...]
+    """A dtype and a shape. A dimension is a size, or the name of a symbolic dimension
+    (`f32[N,3,224,224]`) in a signature that serves every size of it: such a type is
+    `bind`-ed to sizes before anything is computed with it (graphs hold static types)."""
+
+    shape: tuple[int | str, ...]
     dtype: str = "f32"
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "shape", tuple(_dim(d) for d in self.shape))
         if self.dtype not in DTYPES:
             raise ShapeError(f"unsupported dtype {self.dtype!r}; supported: {', '.join(DTYPES)}")
-        check_size(self.shape, DTYPES[self.dtype].itemsize)
+        check_size([d for d in self.shape if isinstance(d, int)], DTYPES[self.dtype].itemsize)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The names of the symbolic dimensions, in order."""
+        return tuple(d for d in self.shape if isinstance(d, str))
+
+    @property
+    def is_static(self) -> bool:
+        return not self.symbols
+
+    def bind(self, sizes: dict[str, int]) -> TensorType:
+        """This type with its symbolic dimensions replaced by `sizes[name]`."""
+        missing = [s for s in self.symbols if s not in sizes]
+        if missing:
+            raise ShapeError(f"{self}: no size given for {', '.join(missing)}")
+        return TensorType(tuple(sizes[d] if isinstance(d, str) else d for d in self.shape),
+                          self.dtype)
 
     @classmethod
     def of(cls, array) -> TensorType:
@@ -85,6 +119,8 @@ class TensorType:
 
     @property
     def size(self) -> int:
+        if not self.is_static:
+            raise ShapeError(f"{self} has symbolic dimensions: bind them to sizes first")
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property

@@ -108,7 +108,9 @@ class _Parser:
         except LaminaError as e:  # a shape too large
             self.fail(str(e), pos)
 
-    def dim(self) -> int:
+    def dim(self) -> int | str:
+        if self.toks[self.i][0] == "ident":  # a symbolic dimension: f32[N,3,224,224]
+            return self.next("ident")
         text = self.next("num")
         if not text.isdigit():
             self.fail(f"dimension must be a non-negative integer, found {text!r}",

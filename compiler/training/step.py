@@ -181,7 +181,7 @@ class TrainStep:
     statistics and optimizer state for the next call."""
 
     def __init__(self, training: TrainingGraph, fn, model, optimizer: Optimizer,
-                 backend: str):
+                 backend: str, rebuild=None):
         self.graph = training.graph
         self.training_graph = training
         self.backend = backend
@@ -190,6 +190,10 @@ class TrainStep:
             (k, np.array(v)) for k, v in training.state.items())
         self.steps = 0
         self._fn, self._model = fn, model
+        # other batch sizes (a smaller last batch): the step compiled again for each, all
+        # sharing `state`; `rebuild(batch)` returns (training graph, fn) for those sizes
+        self._rebuild = rebuild
+        self._by_batch = {self._batch_size(training): fn}
         self._tracked_at_compile = {k: int(v) for k, v in model.state_dict().items()
                                     if k.endswith("num_batches_tracked")}
         self._lr_dtype = self.graph.inputs[training.n_data + training.has_step].type.np_dtype
@@ -204,12 +208,38 @@ class TrainStep:
                              + (f" and keywords {', '.join(keywords)}" if keywords else ""))
         args = [*batch, *([np.array(self.steps, np.int64)] if t.has_step else []),
                 np.array(self.optimizer.lr, self._lr_dtype), *self.state.values()]
-        outs = self._fn(*args)
+        outs = self._for_batch(batch)(*args)
         outs = outs if isinstance(outs, (tuple, list)) else (outs,)
         for key, value in zip(self.state, outs[1:], strict=True):
             self.state[key] = value
         self.steps += 1
         return float(outs[0])
+
+    def _batch_size(self, training: TrainingGraph) -> int | None:
+        """The batch size of the data inputs (their common dimension 0), or None."""
+        sizes = {v.type.shape[0] for v in training.graph.inputs[:training.n_data]
+                 if v.type.rank}
+        return sizes.pop() if len(sizes) == 1 else None
+
+    def _for_batch(self, batch):
+        """The step compiled for this batch's size: the one compiled from the examples when
+        it fits (a wrong shape is then refused by its input checks), else one compiled for
+        a batch that differs from the examples' in dimension 0 only."""
+        examples = self.training_graph.graph.inputs[:self.training_graph.n_data]
+        shapes = [np.shape(a) for a in batch]
+        fits = all(s == v.type.shape for s, v in zip(shapes, examples))
+        sizes = {s[0] for s in shapes if len(s)}
+        if fits or self._rebuild is None or len(sizes) != 1 or not all(
+                len(s) == v.type.rank and s[1:] == v.type.shape[1:]
+                for s, v in zip(shapes, examples)):
+            return self._fn
+        size = sizes.pop()
+        if size not in self._by_batch:
+            training, fn = self._rebuild(batch)
+            if list(training.state) != list(self.state):  # the same model: never expected
+                raise TrainingError("the step for another batch size has different state")
+            self._by_batch[size] = fn
+        return self._by_batch[size]
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -251,7 +281,13 @@ def compile_training(model, loss_fn, optimizer: Optimizer, example_inputs, examp
     if not isinstance(optimizer, Optimizer):
         raise TrainingError(f"optimizer must be a compiler.optim optimizer, got "
                             f"{type(optimizer).__name__}")
-    training = build_training_graph(model, loss_fn, optimizer, example_inputs, example_targets)
-    training.graph = _passes.optimize(training.graph, opt_level=opt_level, passes=passes)
-    fn = backends.get(backend)(training.graph, **options)
-    return TrainStep(training, fn, model, optimizer, backend)
+    n_inputs = len(_as_tuple(example_inputs))
+
+    def build(inputs, targets):
+        training = build_training_graph(model, loss_fn, optimizer, inputs, targets)
+        training.graph = _passes.optimize(training.graph, opt_level=opt_level, passes=passes)
+        return training, backends.get(backend)(training.graph, **options)
+
+    training, fn = build(example_inputs, example_targets)
+    return TrainStep(training, fn, model, optimizer, backend,
+                     rebuild=lambda batch: build(batch[:n_inputs], batch[n_inputs:]))

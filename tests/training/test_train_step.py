@@ -213,7 +213,7 @@ def test_errors_say_what_is_wrong():
     with pytest.raises(ir.InputError, match="takes 2 arrays"):
         step(x)
     with pytest.raises(ir.InputError, match=r"input %x expects f64\[8,3\]"):
-        step(x[:4], y[:4])
+        step(x[:, :2], y)  # (a smaller batch is compiled for: tests/compiler/test_dynamic)
     with pytest.raises(ir.LaminaError, match="unknown backend"):
         compiler.compile_training(model, nn.MSELoss(), optim.SGD(), x, y, backend="gpu")
 

@@ -74,7 +74,28 @@ class OnnxNode:
         return f"{self.op} '{self.name}'"
 
 
+# Element types Lamina's IR lacks, computed in a wider type it has: the importer reads them
+# widened (weights, constants, inputs, casts) and compile() converts the model's inputs and
+# outputs at the boundary, so a float16 model takes and returns float16 arrays while every
+# operation runs in float32 (its results are float32's, rounded once to float16 at the end:
+# closer to exact than a float16 run, so not bit-equal to one).
+WIDER = {"float16": np.float32, "bfloat16": np.float32, "int8": np.int32,
+         "uint8": np.int32, "int16": np.int32, "uint16": np.int32, "uint32": np.int64}
+
+
+def widened(dt: np.dtype | None) -> np.dtype | None:
+    """The dtype Lamina computes a tensor of `dt` in (dt itself where the IR has it)."""
+    return None if dt is None else np.dtype(WIDER.get(dt.name, dt))
+
+
 def read_array(tensor, what: str) -> np.ndarray:
+    """A TensorProto's data, widened to a type the IR has (see WIDER)."""
+    array = _read_stored(tensor, what)
+    wider = widened(array.dtype)
+    return array if wider == array.dtype else array.astype(wider)
+
+
+def _read_stored(tensor, what: str) -> np.ndarray:
     from onnx import numpy_helper
 
     bad = [d for d in tensor.dims if d < 0]
@@ -89,7 +110,13 @@ def read_array(tensor, what: str) -> np.ndarray:
 
 
 def np_dtype(elem_type: int) -> np.dtype | None:
-    """The numpy dtype of an ONNX element type, or None where numpy has none."""
+    """The numpy dtype Lamina computes an ONNX element type in (widened, see WIDER), or None
+    where there is none."""
+    return widened(stored_dtype(elem_type))
+
+
+def stored_dtype(elem_type: int) -> np.dtype | None:
+    """The numpy dtype of an ONNX element type as stored, or None where numpy has none."""
     import onnx
 
     try:

@@ -36,6 +36,7 @@ import ir
 from ir import LaminaError, TensorType
 from ir.tensor_type import dtype_name
 
+from . import external
 from .builder import (
     IR_DTYPES,
     Builder,
@@ -48,16 +49,18 @@ from .builder import (
     np_dtype,
     onnx_type_name,
     read_array,
+    stored_dtype,
 )
 from .functions import function_body, has_function
 from .ops import HANDLERS
 
 
 # ---- reading -------------------------------------------------------------------------------
-def _read(model):
+def _read(model, external_data: bool = True):
     import onnx
 
     if isinstance(model, onnx.ModelProto):
+        external.refuse_external(model, "<ModelProto>")
         return model, "<ModelProto>"
     if isinstance(model, (bytes, bytearray)):
         source, where = bytes(model), "<bytes>"
@@ -69,14 +72,19 @@ def _read(model):
         raise OnnxImportError(f"load_onnx takes a path, bytes or an onnx.ModelProto, got "
                               f"{type(model).__name__}")
     try:
-        proto = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
-    except Exception as e:  # protobuf DecodeError, OSError on external data, ...
+        proto = onnx.load_from_string(source) if isinstance(source, bytes) else \
+            onnx.load(source, load_external_data=False)  # read by external.py, checked
+    except Exception as e:  # protobuf DecodeError, OSError, ...
         raise OnnxImportError(f"cannot read ONNX model {where}: the file is corrupt or "
                               f"truncated ({type(e).__name__}: {e})") from None
     bad = _not_text(proto)
     if bad:
         raise OnnxImportError(f"cannot read ONNX model {where}: {bad} is not UTF-8 text (the "
                               "file is corrupt)")
+    if isinstance(source, bytes):
+        external.refuse_external(proto, where)
+    elif external_data:
+        external.load_external(proto, source)
     return proto, where
 
 
@@ -469,6 +477,32 @@ def _input_shapes(g, env: dict, input_shapes, where: str):
         raise OnnxImportError(f"{where}: unsupported graph inputs: {'; '.join(bad)}",
                               unsupported=[("<input>", b, "dtype") for b in bad])
     return out
+
+
+def signature(model) -> tuple[dict[int, dict[int, str]], list, list]:
+    """What compile needs of the file's signature beyond the graph: the inputs' named
+    symbolic dimensions (`dim_param`s; by input position, initialisers excluded, and axis)
+    that one callable serves every size of, and the numpy dtypes of the inputs and outputs
+    where the file declares a type Lamina computes in a wider one (float16 and others, see
+    builder.WIDER; None elsewhere)."""
+    proto, _ = _read(model, external_data=False)
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in inits]
+    dims: dict[int, dict[int, str]] = {}
+    for k, i in enumerate(inputs):
+        shape = i.type.tensor_type.shape.dim if i.type.tensor_type.HasField("shape") else []
+        named = {axis: re.sub(r"\W", "_", d.dim_param) for axis, d in enumerate(shape)
+                 if not d.HasField("dim_value") and d.dim_param}
+        if named:
+            dims[k] = {axis: n if re.match(r"[A-Za-z_]", n) else f"d_{n}"
+                       for axis, n in named.items()}
+
+    def narrow(v):
+        stored = stored_dtype(v.type.tensor_type.elem_type)
+        return stored if stored is not None and np_dtype(
+            v.type.tensor_type.elem_type) != stored else None
+
+    return dims, [narrow(i) for i in inputs], [narrow(o) for o in proto.graph.output]
 
 
 def _resolve(name: str, dims, given, where: str) -> tuple[int, ...]:
