@@ -17,13 +17,14 @@ seen cost one dictionary lookup more than a static model's.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 import ir
-from ir.errors import InputError, OptionError
+from ir.errors import InputError, LaminaWarning, OptionError
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class DynamicModel:
         self.input_names = [v.name for v in first.graph.inputs]
         self._build, self._max = build, max_specializations
         self.example = first
-        key = self.bind([v.type.shape for v in first.graph.inputs])
+        key = self.example_key = self.bind([v.type.shape for v in first.graph.inputs])
         self.specializations: OrderedDict[tuple, object] = OrderedDict({key: first})
         self._lock = threading.Lock()
 
@@ -118,7 +119,7 @@ class DynamicModel:
         return self.example.graph
 
     def __getattr__(self, name):  # backend, num_threads, llvm_ir, ... of the example build
-        if name.startswith("_") or name in ("example", "specializations"):
+        if name.startswith("_") or name in ("example", "example_key", "specializations"):
             raise AttributeError(name)
         return getattr(self.example, name)
 
@@ -172,8 +173,13 @@ class DynamicModel:
         return self.specialize(*args)(*args)
 
     def save(self, path) -> None:
-        raise OptionError(f"{self.signature} is dynamic and a saved model serves one size "
-                          "today: save the build of one size, fn.specialize(x).save(path)")
+        """Save the build for the example inputs' sizes: a saved model serves one size
+        today (said by a warning); `fn.specialize(x).save(path)` saves another size's."""
+        sizes = " ".join(f"{k}={n}" for k, n in self.example_key)
+        warnings.warn(f"{self.signature}: a saved model serves one size; saving the build for "
+                      f"{sizes} (fn.specialize(x).save(path) saves another)",
+                      LaminaWarning, stacklevel=2)
+        self.example.save(path)
 
     def __repr__(self) -> str:
         sizes = ", ".join(" ".join(f"{k}={n}" for k, n in key) for key in self.specializations)

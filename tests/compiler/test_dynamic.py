@@ -71,7 +71,7 @@ def test_two_symbols_across_inputs_and_typed_errors():
         fn(a)
 
 
-def test_fixed_dimensions_stay_fixed_and_bad_specs_are_refused():
+def test_fixed_dimensions_stay_fixed_and_bad_specs_are_refused(tmp_path):
     model = small_cnn()
     fn = compiler.compile(model, rand(2, 3, 8, 8), dynamic=True)
     with pytest.raises(InputError, match="dimension 2 is 9; it must be 8"):
@@ -80,6 +80,10 @@ def test_fixed_dimensions_stay_fixed_and_bad_specs_are_refused():
         compiler.compile(model, rand(2, 3, 8, 8), dynamic={"y": {0: "N"}})
     with pytest.raises(OptionError, match="no dimension 4"):
         compiler.compile(model, rand(2, 3, 8, 8), dynamic={"x": {4: "N"}})
+    with pytest.warns(compiler.LaminaWarning, match="saving the build for N=2"):
+        fn.save(tmp_path / "m.lamina")
+    x = rand(2, 3, 8, 8, seed=3)
+    np.testing.assert_array_equal(compiler.load(tmp_path / "m.lamina")(x), fn(x))
     graph = compiler.trace(model, rand(2, 3, 8, 8))
     with pytest.raises(OptionError, match="holds one size"):
         compiler.compile(graph, rand(2, 3, 8, 8), dynamic=True)
