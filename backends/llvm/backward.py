@@ -21,7 +21,15 @@ from ir.ops.shape_rules import axis as norm_axis
 
 from .builder import I1, I32, I64, KBuilder, const, vec_type
 from .elementwise import map_kernel
-from .gemm import Gemm, blocking, gemm_phase, pack_a, pack_a_phase, pack_b_rows, scratch_for_b
+from .gemm import (
+    Gemm,
+    blocking,
+    gemm_phase,
+    pack_a_phase,
+    pack_b_rows,
+    packed_weight,
+    scratch_for_b,
+)
 from .kernel import Kernel
 from .loops import prod, vector_loop
 from .nn import check_indices
@@ -109,8 +117,8 @@ def lower_conv2d_grad_input(k: Kernel) -> None:
     cols = k.new_scratch(dy.dtype, n * groups * kk * p)
     if og * p:
         if k.is_weight(1):
-            wt = k.weight_data(1).reshape(groups, og, kk).transpose(0, 2, 1)
-            packed = k.constant(pack_a(wt, blk.mr), "packed_wt")
+            packed = k.weight_constant("packed_wt", packed_weight, 1, (groups, og, kk),
+                                       (0, 2, 1), "a", blk.mr)
         else:
             packed = k.new_scratch(w.dtype, groups * mpad * og)
             pack_a_phase(k, w, packed, groups, kk, og, index=lambda b, bi, row, x: b.add(

@@ -1,13 +1,25 @@
-"""Compiled-code cache: object code keyed by the module's text and the target.
+"""Compiled-code cache: object code keyed by what determines it, before any LLVM IR is built.
 
-A compiled model's native code depends only on its unoptimised LLVM module (which encodes
-the graph's structure, shapes, attributes and FP mode, never weight values: weights are
-pointers) and on the target (CPU, features, LLVM version). On a hit the optimisation
-pipeline and code generation are skipped: MCJIT takes the stored object. Entries live in a
-small in-process LRU table (at most MEMORY_ENTRIES entries and MEMORY_BYTES bytes, so
-compiling many models does not grow the process without end) and, when a directory is
-given, in files there
-(<sha256>.o and <sha256>.ll, the optimised IR shown as `llvm_ir`).
+A compiled model's native code depends only on the graph's structure (its printed IR: ops,
+attributes, shapes, names, which operands are weights; never weight values, which the code
+reaches through pointers), the backend's options (FP mode, threads), the target (CPU,
+features), the LLVM and llvmlite versions, and Lamina's own code generator. `key` hashes
+all of these (the generator as a digest of its source files, `code_fingerprint`, so that
+editing a lowering can never hit an entry it did not write). On a hit the driver skips
+lowering, optimisation and code generation: MCJIT takes the stored object, and the rest of
+what a build produces (arena size, error table, compile-time arrays, the optimised IR
+shown as `llvm_ir`) comes from the entry's metadata; arrays computed from weight values are
+computed again from the graph's weights by their recipes (codegen.weight_recipe).
+
+A compilation whose lowerings read weight values outside a recipe cannot be shared between
+graphs; it is keyed, as before, by the text of its unoptimised LLVM module (`text_key`),
+which skips only optimisation and code generation. An entry is (object code, optimised IR
+text) or, for a structure key, (object code, optimised IR text, metadata).
+
+Entries live in a small in-process LRU table (at most MEMORY_ENTRIES entries and
+MEMORY_BYTES bytes, so compiling many models does not grow the process without end) and,
+when a directory is given, in files there (<sha256>.o, <sha256>.ll and, with metadata,
+<sha256>.meta).
 
 Loading object code runs it, so the disk cache trusts only what this user wrote: the
 directory and each file must be owned by the current user and writable by nobody else, and
@@ -16,8 +28,9 @@ as code); a directory that fails the check is not written to either. Only regula
 opened, and never in a way that blocks (a FIFO there would hang the compile). A loaded
 object must also be a well-formed ELF object that defines `lamina_main` and whose undefined
 symbols all resolve in this process: MCJIT aborts on a truncated object or an unresolved
-symbol, and a missing entry point would be a call through null. A failed check is a miss,
-so the entry is rebuilt and overwritten.
+symbol, and a missing entry point would be a call through null. Metadata that does not
+decode, or that names an unknown recipe, is a miss too (the driver checks it). A failed
+check is a miss, so the entry is rebuilt and overwritten.
 
 A cache_dir that cannot be used (a file, not writable, not a path) is the caller's error:
 CacheError (an OSError too), naming the path.
@@ -25,8 +38,12 @@ CacheError (an OSError too), naming the path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
+import json
 import os
+import platform
 import stat
 import struct
 import tempfile
@@ -36,7 +53,9 @@ from pathlib import Path
 
 import llvmlite
 import llvmlite.binding as llvm
+import numpy as np
 
+import ir
 from ir import LaminaError
 
 ENTRY = "lamina_main"
@@ -44,7 +63,7 @@ ENTRY = "lamina_main"
 # run to megabytes each, so a count alone would let it hold hundreds of them.
 MEMORY_ENTRIES = 64
 MEMORY_BYTES = 32 << 20
-_memory: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+_memory: OrderedDict[str, tuple] = OrderedDict()
 _memory_lock = threading.Lock()  # models may be compiled from several threads at once
 
 
@@ -52,16 +71,47 @@ class CacheError(LaminaError, OSError):
     """cache_dir cannot be used as a cache directory."""
 
 
-def key(text: str, target) -> str:
+def key(graph_text: str, target, **options) -> str:
+    """The structure key: the graph's printed IR (no weight values), the backend options,
+    the target, the toolchain and Lamina's code generator."""
+    return _digest("lamina-structure-1", graph_text, repr(sorted(options.items())),
+                   *_toolchain(target))
+
+
+def text_key(text: str, target) -> str:
+    """The key of a compilation that cannot be shared: its unoptimised LLVM module's text."""
+    return _digest("lamina-llvm-text-1", text, *_toolchain(target))
+
+
+def _toolchain(target) -> tuple[str, ...]:
+    return (target.cpu, target.features, str(target.vector_bytes), llvmlite.__version__,
+            ".".join(map(str, llvm.llvm_version_info)), np.__version__,
+            platform.python_version(), code_fingerprint())
+
+
+def _digest(*parts: str) -> str:
     h = hashlib.sha256()
-    for part in (text, target.cpu, target.features, llvmlite.__version__,
-                 ".".join(map(str, llvm.llvm_version_info))):
+    for part in parts:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
 
 
-def get(k: str, directory: str | os.PathLike | None) -> tuple[bytes, str] | None:
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of the source of everything lowering reads: this package (lowerings, driver,
+    runtime), the IR with its operator registry, and the memory planner. Computed once per
+    process, at the first compile: the code that runs is what was imported."""
+    roots = [(Path(__file__).parent, "*.py"), (Path(ir.__file__).parent, "**/*.py")]
+    files = [f for root, pattern in roots for f in sorted(root.glob(pattern))]
+    files.append(Path(ir.__file__).parents[1] / "passes" / "plan_memory.py")  # read, not imported
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"") + b"\0")
+    return h.hexdigest()
+
+
+def get(k: str, directory: str | os.PathLike | None) -> tuple | None:
     d = _directory(directory)
     with _memory_lock:
         if k in _memory:
@@ -69,8 +119,10 @@ def get(k: str, directory: str | os.PathLike | None) -> tuple[bytes, str] | None
             return _memory[k]
     if d is not None and trusted(d):
         obj, ll = _read_checked(d / f"{k}.o"), _read_checked(d / f"{k}.ll")
+        meta = _read_checked(d / f"{k}.meta")  # absent for a text key's entry
         if obj is not None and ll is not None and _loadable(obj):
             entry = (obj, ll.decode(errors="replace"))  # the text is only shown, never run
+            entry += (meta,) if meta is not None else ()
             _remember(k, entry)
             return entry
     return None
@@ -178,8 +230,9 @@ def _sections(obj: bytes) -> list[tuple] | None:
     return sections
 
 
-def put(k: str, obj: bytes, optimized: str, directory: str | os.PathLike | None) -> None:
-    _remember(k, (obj, optimized))
+def put(k: str, obj: bytes, optimized: str, directory: str | os.PathLike | None,
+        meta: bytes | None = None) -> None:
+    _remember(k, (obj, optimized) + ((meta,) if meta is not None else ()))
     d = _directory(directory)
     if d is None:
         return
@@ -188,12 +241,14 @@ def put(k: str, obj: bytes, optimized: str, directory: str | os.PathLike | None)
         if not trusted(d):
             return  # someone else could have written here: never share code through it
         _write_atomic(d / f"{k}.ll", optimized.encode())
+        if meta is not None:
+            _write_atomic(d / f"{k}.meta", meta)
         _write_atomic(d / f"{k}.o", obj)  # last: its presence marks a complete entry
     except OSError as e:
         raise CacheError(f"cannot write to cache_dir {str(d)!r}: {e}") from e
 
 
-def _remember(k: str, entry: tuple[bytes, str]) -> None:
+def _remember(k: str, entry: tuple) -> None:
     if _size(entry) > MEMORY_BYTES:
         return  # would evict everything else and still not fit
     with _memory_lock:
@@ -204,8 +259,23 @@ def _remember(k: str, entry: tuple[bytes, str]) -> None:
             total -= _size(_memory.popitem(last=False)[1])
 
 
-def _size(entry: tuple[bytes, str]) -> int:
-    return len(entry[0]) + len(entry[1])
+def _size(entry: tuple) -> int:
+    return sum(map(len, entry))
+
+
+# ---- metadata: a JSON document and arrays, as one .npz (read without pickle) ----------------
+def pack_meta(doc: dict, arrays: list[np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, doc=np.frombuffer(json.dumps(doc).encode(), np.uint8),
+             **{f"a{i}": a for i, a in enumerate(arrays)})
+    return buf.getvalue()
+
+
+def unpack_meta(meta: bytes) -> tuple[dict, list[np.ndarray]]:
+    """(document, arrays); ValueError (or another of the errors np.load raises) if damaged."""
+    with np.load(io.BytesIO(meta), allow_pickle=False) as z:
+        doc = json.loads(z["doc"].tobytes())
+        return doc, [z[f"a{i}"] for i in range(len(z.files) - 1)]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

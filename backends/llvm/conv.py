@@ -27,10 +27,9 @@ from .gemm import (
     Gemm,
     blocking,
     gemm_phase,
-    pack_a,
     pack_a_phase,
-    pack_b,
     pack_b_rows,
+    packed_weight,
     scratch_for_b,
 )
 from .kernel import Buf, Kernel
@@ -89,7 +88,7 @@ def conv_gemm(k, x, w, bias, resid, out, win: Window, groups: int) -> None:
             and transpose_pays(win.n, win.h * win.w, o, blk)):
         return pointwise_transposed(k, x, bias, resid, out, win, blk, o, kk)
     if k.is_weight(1):
-        a = k.constant(pack_a(k.weight_data(1).reshape(groups, og, kk), blk.mr), "packed_w")
+        a = k.weight_constant("packed_w", packed_weight, 1, (groups, og, kk), None, "a", blk.mr)
     else:
         a = k.new_scratch(w.dtype, groups * mpad * kk)
         pack_a_phase(k, w, a, groups, og, kk)
@@ -379,8 +378,7 @@ def pointwise_transposed(k, x, bias, resid, out, win: Window, blk, o: int, c: in
     pack_a_phase(k, x, a, win.n, hw, c,
                  index=lambda b, bi, row, kx: b.add(b.mul(b.add(b.mul(bi, b.i64(c)), kx),
                                                           b.i64(hw)), row))
-    wt = k.weight_data(1).reshape(o, c).T
-    bp = k.constant(pack_b(np.ascontiguousarray(wt), blk.nr), "packed_wt")
+    bp = k.weight_constant("packed_wt", packed_weight, 1, (o, c), (1, 0), "b", blk.nr)
     ct = k.new_scratch(x.dtype, win.n * hw * o)
     g = Gemm(win.n, hw, o, c, a, ct, o, b_packed=bp,
              a_off=lambda b, bi: b.mul(bi, b.i64(mpad * c)),

@@ -9,15 +9,23 @@ then the compile-time arrays lowerings asked for (packed weights, tables), `aren
 preallocated memory that holds every intermediate (placed by the memory plan) followed by the
 scratch of whichever node is running. It calls each node's phases in graph order (serially,
 or through the thread pool) and returns 0, or the code of a runtime error.
+
+A compile first looks up the cache (cache.py) by the graph's structure and the options: a
+hit skips lowering altogether and rebuilds only the weight-derived compile-time arrays
+(`_restore`); a miss lowers, optimises and stores the object code with what else the build
+produced (`_facts`).
 """
 
 from __future__ import annotations
 
 import os
 import resource
+from dataclasses import dataclass
 
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir as llir
+from llvmlite.binding.context import ContextRef
 
 import ir
 from ir.errors import OptionError, OptionTypeError
@@ -29,7 +37,7 @@ from passes.plan_memory import MemoryPlan, aligned, plan_memory
 
 from . import cache, runtime
 from .builder import I8, I32, I64, PTR, VOID, KBuilder
-from .codegen import Codegen, optimize
+from .codegen import WEIGHT_RECIPES, Codegen, fp_mode, optimize
 from .kernel import Buf, Kernel, Phase
 from .model import CompiledModel, NativeCode
 from .registry import LOWERINGS, check_lowerable
@@ -64,18 +72,129 @@ def compile_graph(graph: ir.Graph, *, num_threads: int | None = None, fast_math:
             raise ir.LaminaError(f"weight @{name} has no data")
     threads = _threads(num_threads)
     target = host_target(target_features)
+    k = cache.key(str(graph), target, fast_math=fast_math, num_threads=threads)
+    if threads > 1:  # load the pool (no workers yet): a cached object's calls must resolve
+        runtime.ensure_workers(0)
+    model = _cached(graph, k, target, cache_dir, fp_mode(fast_math), threads)
+    if model is None:
+        model = _build(graph, k, target, fast_math, threads, cache_dir)
+    if threads > 1:
+        runtime.ensure_workers(threads - 1)
+    return model
+
+
+@dataclass
+class Built:
+    """What a model needs of its build besides the code (the fields of Codegen that
+    CompiledModel reads), as restored from a cache entry."""
+
+    fp_mode: str
+    num_threads: int
+    extra: list[np.ndarray]
+    errors: list[str]
+
+
+def _build(graph: ir.Graph, k: str, target: Target, fast_math: bool, threads: int,
+           cache_dir) -> CompiledModel:
+    """Lower, optimise and JIT `graph`; store the result under the structure key `k` when
+    no lowering read weight values outside a recipe."""
     cg = Codegen(graph.name, target, fast_math, threads)
+    cg.node_index = {id(node): i for i, node in enumerate(graph.nodes)}
     plan = plan_memory(graph)
     _check_memory(graph, plan.arena_bytes)  # before lowerings build tables of these sizes
     entry = EntryBuilder(cg, graph, plan)
     entry.build()
     _check_memory(graph, entry.arena_bytes)  # scratch included, before the arena exists
     header = _header(cg, graph)
-    code, optimized = jit(header + str(cg.module), target, cache_dir)
+    shared = not cg.reads_weights
+    code, optimized, obj = jit(header + str(cg.module), target, cache_dir,
+                               use_cache=not shared)
     optimized = header + optimized
-    if threads > 1:
-        runtime.ensure_workers(threads - 1)
+    if shared and obj is not None:
+        cache.put(k, obj, optimized, cache_dir, _facts(cg, entry.arena_bytes))
     return CompiledModel(graph, code, optimized, target, cg, entry.arena_bytes)
+
+
+def _facts(cg: Codegen, arena_bytes: int) -> bytes:
+    """The build's metadata: arena size, error table, and per compile-time array either its
+    recipe (recomputed from the weights on a hit) or its data (tables that depend only on
+    the structure), with the dtype and shape it must have."""
+    arrays: list[np.ndarray] = []
+
+    def stash(a: np.ndarray) -> int:
+        arrays.append(a)
+        return len(arrays) - 1
+
+    extras = []
+    for array, recipe in zip(cg.extra, cg.recipes):
+        item = {"dtype": array.dtype.str, "shape": list(array.shape)}
+        if recipe is None:
+            item["data"] = stash(array)
+        else:
+            name, node, args = recipe
+            item.update(recipe=name, node=node, args=[_encode(a, stash) for a in args])
+        extras.append(item)
+    doc = {"arena_bytes": arena_bytes, "errors": cg.errors, "extras": extras}
+    return cache.pack_meta(doc, arrays)
+
+
+def _encode(arg, stash):
+    """A recipe argument as JSON: arrays by reference, tuples as lists (and back again)."""
+    if isinstance(arg, np.ndarray):
+        return {"array": stash(arg)}
+    if isinstance(arg, tuple):
+        return [_encode(a, stash) for a in arg]
+    if arg is None or isinstance(arg, (bool, int, float, str)):
+        return arg
+    raise TypeError(f"a weight recipe argument must be a literal or an array, got {arg!r}")
+
+
+def _decode(arg, arrays: list[np.ndarray]):
+    if isinstance(arg, dict):
+        return arrays[arg["array"]]
+    if isinstance(arg, list):
+        return tuple(_decode(a, arrays) for a in arg)
+    return arg
+
+
+def _cached(graph: ir.Graph, k: str, target: Target, cache_dir, mode: str,
+            threads: int) -> CompiledModel | None:
+    """The model from a cache entry, or None on a miss (no entry, or metadata that does not
+    describe this graph: it is then rebuilt and overwritten)."""
+    hit = cache.get(k, cache_dir)
+    if hit is None or len(hit) != 3:
+        return None
+    obj, optimized, meta = hit
+    try:
+        extra, errors, arena_bytes = _restore(graph, meta)
+    except Exception:  # damaged metadata: a miss (rebuilding says what is wrong, if anything)
+        return None
+    _check_memory(graph, arena_bytes)
+    built = Built(mode, threads, extra, errors)
+    return CompiledModel(graph, load(obj, target), optimized, target, built, arena_bytes)
+
+
+def _restore(graph: ir.Graph, meta: bytes) -> tuple[list[np.ndarray], list[str], int]:
+    """(compile-time arrays, error table, arena size) from an entry's metadata: arrays that
+    depend only on the structure as stored, weight-derived ones recomputed from `graph`."""
+    doc, arrays = cache.unpack_meta(meta)
+    nodes = graph.nodes
+    extra = []
+    for item in doc["extras"]:
+        if "data" in item:
+            array = arrays[item["data"]]
+        else:
+            node = nodes[item["node"]]
+            args = [_decode(a, arrays) for a in item["args"]]
+            array = np.ascontiguousarray(WEIGHT_RECIPES[item["recipe"]](node, *args))
+        if array.dtype.str != item["dtype"] or list(array.shape) != item["shape"]:
+            raise ValueError("a compile-time array does not match the cached code")
+        extra.append(array)
+    errors, arena_bytes = doc["errors"], doc["arena_bytes"]
+    if not (isinstance(arena_bytes, int) and arena_bytes >= 0
+            and all(isinstance(e, str) for e in errors)):
+        raise ValueError("damaged metadata")
+    return extra, list(errors), arena_bytes
 
 
 class MemoryLimitError(ir.LaminaError, MemoryError):
@@ -135,15 +254,16 @@ def _header(cg: Codegen, graph: ir.Graph) -> str:
             f"; target = {cg.target.describe()}, num_threads = {cg.num_threads}\n")
 
 
-def jit(text: str, target: Target, cache_dir=None):
+def jit(text: str, target: Target, cache_dir=None, use_cache: bool = True):
     """Parse, verify, optimise (new pass manager, O3) and JIT a module; returns the native
-    code (engine and context) and the optimised IR text. Cached object code skips
-    optimisation and codegen."""
-    k = cache.key(text, target)
-    hit = cache.get(k, cache_dir)
+    code (engine and context), the optimised IR text and the object code (None when it came
+    from the cache). With use_cache, object code is cached by the module's text
+    (cache.text_key): a hit skips optimisation and codegen."""
+    k = cache.text_key(text, target) if use_cache else None
+    hit = cache.get(k, cache_dir) if use_cache else None
     # a context per model, freed with it: the global one would keep every model's types
     # and constants for the life of the process
-    code = NativeCode(llvm.create_context())
+    code = NativeCode(model_context())
     mod = llvm.parse_assembly(text, code.context)
     compiled: list[bytes] = []
     try:
@@ -160,9 +280,44 @@ def jit(text: str, target: Target, cache_dir=None):
         mod.close()  # before its context (a no-op once the engine owns it)
         code.close()
         raise
-    if hit is None and compiled:
-        cache.put(k, compiled[0], optimized, cache_dir)
-    return code, optimized
+    obj = compiled[0] if hit is None and compiled else None
+    if use_cache and obj is not None:
+        cache.put(k, obj, optimized, cache_dir)
+    return code, optimized, obj
+
+
+def load(obj: bytes, target: Target) -> NativeCode:
+    """Native code from cached object code, with no LLVM IR at all: MCJIT is given an empty
+    module and takes the object from its object cache (checked loadable by cache.get)."""
+    code = NativeCode(model_context())
+    mod = llvm.parse_assembly("", code.context)
+    try:
+        mod.triple = llvm.get_process_triple()
+        code.engine = llvm.create_mcjit_compiler(mod, target.new_machine())  # owns mod
+        code.engine.set_object_cache(lambda m, o: None, lambda m: obj)
+        code.engine.finalize_object()
+    except BaseException:
+        mod.close()
+        code.close()
+        raise
+    return code
+
+
+class ModelContext(ContextRef):
+    """A model's LLVM context, disposed only by NativeCode.close, after the engine whose
+    module lives in it. A plain ContextRef also disposes itself when collected: when a model
+    is dropped inside a reference cycle the collector finalises the cycle's objects in any
+    order, and the engine disposed after its context read freed memory (a segfault)."""
+
+    def __del__(self):
+        pass
+
+
+def model_context() -> ModelContext:
+    context = llvm.create_context()
+    owned = ModelContext(context._ptr)
+    context.detach()  # the pointer now belongs to `owned` alone
+    return owned
 
 
 class EntryBuilder:

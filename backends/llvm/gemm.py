@@ -29,6 +29,7 @@ import numpy as np
 from llvmlite import ir as llir
 
 from .builder import I1, I64, ITEMSIZE, PTR, VOID, KBuilder, const, scalar_type, vec_type
+from .codegen import weight_recipe
 from .emit import emit
 from .kernel import Buf, Kernel
 
@@ -78,18 +79,28 @@ class Epilogue:
 # contiguous (panels a whole K apart would alias in the caches once K*width*4 hits 32 KB).
 # The slice of panel p in the block starting at pc is at  pc * padded + p * kc * width.
 def pack_panels(x: np.ndarray, width: int) -> np.ndarray:
-    """[..., K, W] -> K-blocked panels of `width` columns (zero-padded), flattened per lead."""
+    """[..., K, W] -> K-blocked panels of `width` columns (zero-padded), flattened per lead:
+    block pc holds [panel j][k][c] = x[..., pc + k, j * width + c].
+
+    Each block is written in place through a view of the result (one copy of the weights,
+    not three: this runs on every compile, cache hits included)."""
     *lead, k, w = x.shape
-    wp = -(-w // width) * width
-    padded = np.zeros((*lead, k, wp), x.dtype)
-    padded[..., :w] = x
-    blocks = []
+    panels, full = -(-w // width), w // width
+    wp = panels * width
+    if k == 0:
+        return np.zeros((*lead, 0, wp), x.dtype)
+    out = np.zeros((*lead, k * wp), x.dtype)
     for pc in range(0, k, KC):
-        blk = padded[..., pc:pc + KC, :]  # [..., kc, wp]
-        kc = blk.shape[-2]
-        blk = blk.reshape(*lead, kc, wp // width, width).swapaxes(-2, -3)
-        blocks.append(blk.reshape(*lead, -1))
-    return np.ascontiguousarray(np.concatenate(blocks, axis=-1) if blocks else padded)
+        kc = min(KC, k - pc)
+        # splitting the last axis of a slice is always a view, so writes land in `out`
+        dst = out[..., pc * wp:(pc + kc) * wp].reshape(*lead, panels, kc, width)
+        src = x[..., pc:pc + kc, :]
+        if full:
+            dst[..., :full, :, :] = src[..., :full * width].reshape(
+                *lead, kc, full, width).swapaxes(-2, -3)
+        if w > full * width:
+            dst[..., full, :, :w - full * width] = src[..., full * width:]
+    return out
 
 
 def pack_a(a: np.ndarray, mr: int) -> np.ndarray:
@@ -100,6 +111,17 @@ def pack_a(a: np.ndarray, mr: int) -> np.ndarray:
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
     """[..., K, N] -> NR-column panels."""
     return pack_panels(b, nr)
+
+
+@weight_recipe
+def packed_weight(node, i: int, shape: tuple, axes: tuple | None, side: str,
+                  width: int) -> np.ndarray:
+    """Weight input i of `node` viewed as `shape`, its axes permuted by `axes`, packed as the
+    GEMM's A ("a": MR-row panels) or B ("b": NR-column panels) operand."""
+    data = node.graph.weights[node.inputs[i].name].reshape(shape)
+    if axes is not None:
+        data = data.transpose(axes)
+    return pack_a(data, width) if side == "a" else pack_b(data, width)
 
 
 def panel_at(b: KBuilder, pc, kc, panel, padded: int, width: int):

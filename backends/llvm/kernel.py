@@ -106,6 +106,10 @@ class Kernel:
         return self.node.inputs[i].kind == "weight"
 
     def weight_data(self, i: int) -> np.ndarray:
+        """Input i's values. What is built from them could not be shared with a graph of
+        other weights, so the compile cache will not skip lowering this graph: derive
+        compile-time arrays from weights with `weight_constant` instead."""
+        self.cg.reads_weights = True
         return self.node.graph.weights[self.node.inputs[i].name]
 
     # ---- extra buffers ------------------------------------------------------------------
@@ -119,12 +123,23 @@ class Kernel:
         return buf
 
     def constant(self, array: np.ndarray, what: str) -> Buf:
-        """A compile-time array (packed weights, index tables) passed to phases like a weight."""
+        """A compile-time array that depends on no weight value (index tables), passed to
+        phases like a weight."""
+        return self._add_constant(array, what, None)
+
+    def _add_constant(self, array: np.ndarray, what: str, recipe: tuple | None) -> Buf:
         array = np.ascontiguousarray(array)
-        slot = self.cg.add_extra(array)
+        slot = self.cg.add_extra(array, recipe)
         buf = Buf(f"{self.node.name}.{what}", TensorType.of(array), ("weight", slot))
         self.extra.append(buf)
         return buf
+
+    def weight_constant(self, what: str, recipe: Callable, *args) -> Buf:
+        """A compile-time array computed from weight values by `recipe(node, *args)`, a
+        function registered with codegen.weight_recipe, so a compile-cache hit can compute it
+        again from another graph's weights. `args`: ints, floats, strings, tuples, arrays."""
+        array, how = self.cg.from_recipe(self.node, recipe, args)
+        return self._add_constant(array, what, how)
 
     def worker_ptr(self, b: KBuilder, buf: Buf, worker) -> llir.Value:
         """This worker's slice of a per-worker scratch buffer."""

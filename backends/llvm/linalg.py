@@ -17,10 +17,9 @@ from .gemm import (
     Gemm,
     blocking,
     gemm_phase,
-    pack_a,
     pack_a_phase,
-    pack_b,
     pack_b_rows,
+    packed_weight,
     scratch_for_b,
 )
 from .kernel import Buf, Kernel
@@ -42,7 +41,8 @@ def packed_a(k: Kernel, x: Buf, batch: int, m: int, kk: int) -> Buf:
     blk = blocking(k.cg.target, x.dtype)
     idx = k.inputs.index(x)
     if k.is_weight(idx):
-        return k.constant(pack_a(k.weight_data(idx).reshape(batch, m, kk), blk.mr), "packed_a")
+        return k.weight_constant("packed_a", packed_weight, idx, (batch, m, kk), None, "a",
+                                 blk.mr)
     dst = k.new_scratch(x.dtype, batch * -(-m // blk.mr) * blk.mr * kk)
     pack_a_phase(k, x, dst, batch, m, kk)
     return dst
@@ -75,7 +75,8 @@ def linear(k: Kernel, x: Buf, w: Buf, bias: Buf | None, out: Buf, resid: Buf | N
     g = Gemm(1, m, n, kk, a, out, n, bias=bias, resid=resid,
              epi=epilogue_of(k, "col" if bias is not None else None, resid is not None))
     if k.is_weight(k.inputs.index(w)):
-        g.b_packed = k.constant(pack_b(k.weight_data(k.inputs.index(w)).T, blk.nr), "packed_w")
+        g.b_packed = k.weight_constant("packed_w", packed_weight, k.inputs.index(w), (n, kk),
+                                       (1, 0), "b", blk.nr)
         gemm_phase(k, g, x.dtype)
     else:
         scratch = scratch_for_b(k, x.dtype, n)
@@ -136,8 +137,8 @@ def lower_matmul(k: Kernel) -> None:
     g = Gemm(batch, m, n, kk, packed, out, n, a_off=a_off,
              c_off=lambda b, bi: b.mul(bi, b.i64(m * n)))
     if k.is_weight(1):
-        data = k.weight_data(1).reshape(b_batch, kk, n)
-        g.b_packed = k.constant(pack_b(data, blk.nr), "packed_b")
+        g.b_packed = k.weight_constant("packed_b", packed_weight, 1, (b_batch, kk, n), None,
+                                       "b", blk.nr)
         per = -(-n // blk.nr) * blk.nr * kk
         g.b_off = lambda b, bi: b.mul(b_index(b, bi), b.i64(per))
         gemm_phase(k, g, a.dtype)

@@ -35,6 +35,7 @@ from ir.ops.recurrent import num_directions, reverses
 
 from . import runtime, vmath
 from .builder import I64, PTR, VOID, KBuilder, const, scalar_type, vec_type
+from .codegen import weight_recipe
 from .gemm import Epilogue, Gemm, blocking, gemm_phase, pack_b
 from .kernel import Buf, Kernel
 from .linalg import packed_a
@@ -143,15 +144,21 @@ def prepared(k: Kernel, src: int, tables: list[np.ndarray], what: str) -> Buf:
     input is a weight, else by a gather phase at run time."""
     dtype = k.inputs[src].dtype
     if k.is_weight(src):
-        data = k.weight_data(src).reshape(-1)
-        out = np.zeros(tables[0].shape, data.dtype)
-        for t in tables:
-            out = out + np.where(t >= 0, data[np.maximum(t, 0)], 0).astype(data.dtype)
-        return k.constant(out, what)
+        return k.weight_constant(what, gathered, src, tuple(tables))
     dst = k.new_scratch(dtype, max(tables[0].size, 1))
     idx = [k.constant(t.astype(np.int64), f"{what}.index") for t in tables]
     gather_phase(k, k.inputs[src], dst, idx)
     return dst
+
+
+@weight_recipe
+def gathered(node, src: int, tables: tuple[np.ndarray, ...]) -> np.ndarray:
+    """sum over tables of weight input[src].flat[table] (0 where table < 0)."""
+    data = node.graph.weights[node.inputs[src].name].reshape(-1)
+    out = np.zeros(tables[0].shape, data.dtype)
+    for t in tables:
+        out = out + np.where(t >= 0, data[np.maximum(t, 0)], 0).astype(data.dtype)
+    return out
 
 
 def gather_phase(k: Kernel, src: Buf, dst: Buf, tables: list[Buf]) -> None:
