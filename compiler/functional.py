@@ -13,11 +13,13 @@ import math
 import numpy as np
 
 from ir import ShapeError
+from ir import Value as _Value
 from ir import ops as _ops
 
 from .frontends.tensor_methods import as_dtype, scalar_dtype
 from .frontends.tracing import Tensor, current, op
 from .frontends.tracing import where as _layer
+from .frontends.windows import adaptive_pool, conv_transpose
 
 
 def _pair(v) -> tuple[int, int]:
@@ -85,13 +87,142 @@ def adaptive_avg_pool2d(x, output_size=1):
     if sizes == (1, 1):
         return op("global_avg_pool", x)
     h, w = x.shape[-2:]
-    if any(s <= 0 for s in sizes) or h % sizes[0] or w % sizes[1]:
-        raise ShapeError(f"{_layer()}adaptive_avg_pool2d to {list(sizes)} needs output sizes "
-                         f"that divide the input's {[h, w]}")
+    if any(s <= 0 for s in sizes):
+        raise ShapeError(f"{_layer()}adaptive_avg_pool2d to {list(sizes)} needs positive "
+                         "output sizes")
     if sizes == (h, w):
         return x
+    if h % sizes[0] or w % sizes[1] or x.ndim != 4:
+        return _adaptive(x, sizes, "avg", "adaptive_avg_pool2d")
     kernel = (h // sizes[0], w // sizes[1])
     return op("avg_pool2d", x, kernel=kernel, stride=kernel)
+
+
+# ---- 3-D convolution and pooling, transposed convolution, adaptive pooling -----------------
+def _ntuple(v, k: int) -> tuple[int, ...]:
+    """torch's size argument: an int, or a tuple of `k` ints."""
+    return (int(v),) * k if np.isscalar(v) else tuple(int(x) for x in v)
+
+
+def window_padding(padding, kernel, dilation) -> tuple[int, ...]:
+    """torch's `padding` (int, tuple, 'same' or 'valid') as the IR's begins then ends; 'same'
+    puts the odd unit at the end, as torch does."""
+    k = len(kernel)
+    if isinstance(padding, str):
+        total = [d * (kk - 1) if padding == "same" else 0 for kk, d in zip(kernel, dilation)]
+        return (*(t // 2 for t in total), *(t - t // 2 for t in total))
+    p = _ntuple(padding, k)
+    return (*p, *p)
+
+
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch's F.conv3d; `padding` may also be the IR's six [begins, ends]."""
+    dilation = _ntuple(dilation, 3)
+    pad = tuple(padding) if np.ndim(padding) == 1 and len(padding) == 6 else \
+        window_padding(padding, weight.shape[2:], dilation)
+    return op("conv3d", x, weight, *([] if bias is None else [bias]),
+              stride=_ntuple(stride, 3), pad=pad, dilation=dilation, groups=groups)
+
+
+def _conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, k):
+    """torch's transposed convolution over k spatial axes (1-D over a unit height), see
+    frontends/windows.py; output_padding must be smaller than the stride or the dilation."""
+    s, p, o, d = (_ntuple(v, k) for v in (stride, padding, output_padding, dilation))
+    if any(oo >= max(ss, dd) for oo, ss, dd in zip(o, s, d)):
+        raise ShapeError(f"{_layer()}output_padding {list(o)} must be smaller than the stride "
+                         f"or the dilation ({list(s)}, {list(d)})")
+    x, w = _tensor(x), _tensor(weight)
+    if k == 1:
+        x, w = x.unsqueeze(2), w.unsqueeze(2)
+        s, p, o, d = (1, *s), (0, *p), (0, *o), (1, *d)
+    b = None if bias is None else _tensor(bias).value
+    y = Tensor(conv_transpose(_Trace, x.value, w.value, b, s, p, p, o, d, groups))
+    return y.squeeze(2) if k == 1 else y
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 1)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 2)
+
+
+def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _conv_transpose(x, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 3)
+
+
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    p = _ntuple(padding, 3)
+    return op("max_pool3d", x, kernel=_ntuple(kernel_size, 3),
+              stride=_ntuple(stride or kernel_size, 3), pad=(*p, *p),
+              dilation=_ntuple(dilation, 3), ceil_mode=ceil_mode)
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    p = _ntuple(padding, 3)
+    return op("avg_pool3d", x, kernel=_ntuple(kernel_size, 3),
+              stride=_ntuple(stride or kernel_size, 3), pad=(*p, *p), ceil_mode=ceil_mode,
+              count_include_pad=count_include_pad)
+
+
+class _Trace:
+    """The front ends' builder interface (`call` on ir.Values) over the active trace."""
+
+    @staticmethod
+    def call(name, *inputs, **attrs):
+        return op(name, *(Tensor(v) if isinstance(v, _Value) else v for v in inputs),
+                  **attrs).value
+
+
+def _adaptive(x, output_size, kind: str, what: str, k: int | None = None):
+    """Adaptive pooling of the last k axes to `output_size` (None keeps an axis), torch's
+    windows for any size (see frontends/adaptive.py)."""
+    x = _tensor(x)
+    k = k or len(output_size)
+    sizes = (output_size,) * k if output_size is None or np.isscalar(output_size) \
+        else tuple(output_size)
+    if len(sizes) != k or x.ndim < k + 1:
+        raise ShapeError(f"{_layer()}{what} wants {k} output sizes over an input of rank "
+                         f"{k + 1} or {k + 2}, got {output_size!r} for {list(x.shape)}")
+    sizes = tuple(x.shape[x.ndim - k + i] if s is None else int(s) for i, s in enumerate(sizes))
+    if any(s <= 0 for s in sizes):
+        raise ShapeError(f"{_layer()}{what} needs positive output sizes, got {list(sizes)}")
+    return Tensor(adaptive_pool(_Trace, x.value, sizes, kind))
+
+
+def adaptive_avg_pool1d(x, output_size):
+    return _adaptive(x, output_size, "avg", "adaptive_avg_pool1d", 1)
+
+
+def adaptive_avg_pool3d(x, output_size):
+    return _adaptive(x, output_size, "avg", "adaptive_avg_pool3d", 3)
+
+
+def _no_indices(return_indices, what):
+    if return_indices:
+        raise ShapeError(f"{_layer()}{what}: return_indices=True is not supported")
+
+
+def adaptive_max_pool1d(x, output_size, return_indices=False):
+    _no_indices(return_indices, "adaptive_max_pool1d")
+    return _adaptive(x, output_size, "max", "adaptive_max_pool1d", 1)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    _no_indices(return_indices, "adaptive_max_pool2d")
+    return _adaptive(x, output_size, "max", "adaptive_max_pool2d", 2)
+
+
+def adaptive_max_pool3d(x, output_size, return_indices=False):
+    _no_indices(return_indices, "adaptive_max_pool3d")
+    return _adaptive(x, output_size, "max", "adaptive_max_pool3d", 3)
 
 
 def batch_norm(x, running_mean, running_var, weight, bias, training=False, momentum=0.1,
@@ -125,6 +256,102 @@ def embedding(indices, weight, padding_idx=None):
     # padding positions read the row through detach: the same value, no gradient path
     pad = (_tensor(indices) == padding_idx % n).unsqueeze(-1)
     return op("where", pad, op("detach", rows), rows)
+
+
+EMBEDDING_BAG_MODES = ("sum", "mean", "max")
+
+
+def check_embedding_bag(max_norm=None, scale_grad_by_freq=False, mode="mean"):
+    """Refuse what embedding_bag cannot do, at construction (an EmbeddingBag) or call."""
+    if mode not in EMBEDDING_BAG_MODES:
+        raise ShapeError(f"{_layer()}embedding_bag mode must be one of "
+                         f"{', '.join(EMBEDDING_BAG_MODES)}, got {mode!r}")
+    if max_norm is not None:
+        raise ShapeError(f"{_layer()}embedding_bag max_norm is not supported: torch renormalises "
+                         "the weight rows in place, and the IR has no mutation")
+    if scale_grad_by_freq:
+        raise ShapeError(f"{_layer()}embedding_bag scale_grad_by_freq is not supported")
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2.0,
+                  scale_grad_by_freq=False, mode="mean", sparse=False, per_sample_weights=None,
+                  include_last_offset=False, padding_idx=None):
+    """torch's F.embedding_bag: the sum, mean or max of the rows each bag picks, [B, D].
+
+    Bags are the rows of a 2-D `input`, or the runs of a 1-D `input` that `offsets` start
+    (an array, or a traced tensor: membership is then computed in the graph; the shape, B,
+    is the offsets' length either way). Entries equal to `padding_idx` are left out of their
+    bag; an empty bag gives zeros. `per_sample_weights` (input's shape) scale the rows, in
+    'sum' mode only. `sparse` changes only torch's gradient format and is ignored."""
+    check_embedding_bag(max_norm, scale_grad_by_freq, mode)
+    idx = _tensor(input)
+    if idx.dtype not in ("i32", "i64") or idx.ndim not in (1, 2):
+        raise ShapeError(f"{_layer()}embedding_bag input must be 1-D or 2-D integers, got "
+                         f"{idx.dtype} {list(idx.shape)}")
+    if (idx.ndim == 1) == (offsets is None):
+        raise ShapeError(f"{_layer()}embedding_bag needs offsets with a 1-D input and none "
+                         "with a 2-D input (each row is a bag)")
+    if per_sample_weights is not None and mode != "sum":
+        raise ShapeError(f"{_layer()}embedding_bag per_sample_weights need mode 'sum' "
+                         f"(torch's rule), got {mode!r}")
+    rows = embedding(idx, weight)  # [B, N, D], or [N, D] for a 1-D input
+    mask = None if offsets is None else _tensor(_bag_members(offsets, idx.shape[0],
+                                                             include_last_offset))  # [B, N]
+    if padding_idx is not None:
+        n = weight.shape[0]
+        if not -n <= padding_idx < n:
+            raise ShapeError(f"{_layer()}padding_idx {padding_idx} is out of range for {n} "
+                             "embeddings")
+        keep = idx != padding_idx % n
+        mask = keep if mask is None else mask & keep.unsqueeze(0)
+    if idx.ndim == 1:
+        rows = rows.unsqueeze(0)  # [1, N, D]: every bag sees every position, masked
+    if mode == "max":
+        return _bag_max(rows, mask)
+    w = per_sample_weights
+    if mask is not None:
+        w = where(mask, 1.0 if w is None else w, 0.0)
+    if w is None:
+        total = rows.sum(1)
+    else:  # [B, 1, N] @ [B or 1, N, D]: the weighted sum as one batched matmul
+        total = (_tensor(w).type(rows.dtype).unsqueeze(-2) @ rows).squeeze(-2)
+    if mode == "sum":
+        return total
+    count = float(rows.shape[1]) if mask is None else \
+        mask.float().sum(1, keepdim=True).clamp(min=1.0)
+    return total / count
+
+
+def _bag_members(offsets, n: int, include_last: bool):
+    """[B, n] bool: position j is in bag b when offsets[b] <= j < offsets[b + 1] (n for the
+    last bag, unless the offsets include the end)."""
+    if not isinstance(offsets, Tensor):
+        offsets = np.asarray(offsets)
+        if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or (len(offsets) and (
+                offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] > n)):
+            raise ShapeError(f"{_layer()}embedding_bag offsets must be non-decreasing integers "
+                             f"from 0 to at most {n}, got {offsets.tolist()}")
+        ends = np.append(offsets[1:], n)
+        starts, ends = (offsets[:-1], ends[:-1]) if include_last else (offsets, ends)
+        pos = np.arange(n)
+        return (starts[:, None] <= pos) & (pos < ends[:, None])
+    if offsets.ndim != 1 or offsets.dtype not in ("i32", "i64"):
+        raise ShapeError(f"{_layer()}embedding_bag offsets must be 1-D integers, got "
+                         f"{offsets.dtype} {list(offsets.shape)}")
+    b = offsets.shape[0] - (1 if include_last else 0)
+    end = np.full(1, n, offsets.value.type.np_dtype)
+    ends = offsets[1:] if include_last else cat([offsets[1:], end])
+    pos = np.arange(n, dtype=end.dtype)
+    return (offsets[:b].unsqueeze(1) <= pos) & (ends.unsqueeze(1) > pos)
+
+
+def _bag_max(rows, mask):
+    """The largest of each bag's rows per feature (the gradient to the first maximum, as
+    torch's), zeros for an empty bag."""
+    if mask is None:
+        return rows.max(1).values
+    best = where(mask.unsqueeze(-1), rows, float("-inf")).max(1).values
+    return where(mask.sum(1).unsqueeze(-1) > 0, best, 0.0)
 
 
 # ---- activations ---------------------------------------------------------------------------
@@ -304,8 +531,25 @@ def pad(x, pad, mode="constant", value=0.0):
     begins, ends = [0] * x.ndim, [0] * x.ndim
     for k, (b, e) in enumerate(pairs):
         begins[x.ndim - 1 - k], ends[x.ndim - 1 - k] = b, e
+    if mode == "circular":
+        return _circular(_tensor(x), begins, ends)
     mode = {"replicate": "edge"}.get(mode, mode)
     return op("pad", x, pads=begins + ends, mode=mode, value=value)
+
+
+def _circular(x, begins, ends):
+    """torch's circular padding: per axis, the last `begin` cells wrapped around before and
+    the first `end` cells after (slices and one concat)."""
+    for a, (b, e) in enumerate(zip(begins, ends)):
+        n = x.shape[a]
+        if not (0 <= b <= n and 0 <= e <= n):
+            raise ShapeError(f"{_layer()}circular padding ({b}, {e}) must be non-negative and "
+                             f"at most the size {n} of axis {a}")
+        if b or e:
+            parts = [op("slice", x, starts=[n - b], ends=[n], axes=[a])] if b else []
+            parts += [x] + ([op("slice", x, starts=[0], ends=[e], axes=[a])] if e else [])
+            x = op("concat", *parts, axis=a)
+    return x
 
 
 def matmul(a, b):

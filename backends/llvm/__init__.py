@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (they register their lowerings)
     recurrent,
     reduce,
     shape,
+    volumetric,
 )
 from .driver import compile_graph
 from .model import CompiledModel

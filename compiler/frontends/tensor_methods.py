@@ -7,9 +7,11 @@ promotion (bool < integers < floats; a Python scalar only promotes across kinds)
 division, comparisons giving bool tensors, `max(dim)` returning (values, indices) with the
 first index of the maximum (a NaN counting as the maximum), `var`/`std` unbiased by default.
 
-What has no registry operator to map onto is left out and says so: `topk`/`sort` (no sort),
-`scatter` (no scatter other than scatter_add), boolean-mask indexing and `nonzero` (their
-shapes depend on the data), in-place methods (the IR has no mutation).
+`topk`/`sort`/`argsort` are composed in compiler/frontends/topk.py (the IR has no sort),
+`scatter`/`scatter_add`/`scatter_reduce` from one-hot masks of where each write lands.
+What cannot be traced is left out: indexing by a traced boolean mask, `nonzero` and
+`masked_select` (their shapes depend on the data), in-place methods (the IR has no mutation;
+`x[index] = v` rebinds the traced tensor instead, see tracing.Tensor.__setitem__).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 
 from ir import LaminaError, ShapeError
 from ir.tensor_type import DTYPES, dtype_name
+
+from .topk import topk
 
 # torch.return_types.max / min: a tuple with named fields
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -371,6 +375,17 @@ class TensorMethods:
     def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
+    def any(self, dim=None, keepdim: bool = False):
+        """Whether any element (along `dim`) is nonzero, as a bool tensor."""
+        return self._truths("reduce_max", dim, keepdim)
+
+    def all(self, dim=None, keepdim: bool = False):
+        return self._truths("reduce_min", dim, keepdim)
+
+    def _truths(self, name: str, dim, keepdim: bool):
+        ones = self._op("where", self.bool(), self._const(1, "f32"), self._const(0, "f32"))
+        return ones._reduce(name, dim, keepdim) > 0.5
+
     def amax(self, dim=None, keepdim: bool = False):
         return self._reduce("reduce_max", dim, keepdim)
 
@@ -460,6 +475,122 @@ class TensorMethods:
 
     take_along_dim = gather
 
+    def index_select(self, dim: int, index):
+        """torch.index_select: whole slices along `dim` at a 1-D integer index."""
+        if getattr(index, "ndim", 1) != 1:
+            raise self._fail(f"index_select needs a 1-D index, got {list(index.shape)}")
+        return self._op("gather", self, index, axis=_dim(dim, self.ndim))
+
+    # ---- ordering (compiler/frontends/topk.py: the IR has no sort) -----------------------
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """torch.topk: (values, indices) of the k largest (smallest) along `dim`, in order.
+        Equal values come lower index first; NaN is the largest, as torch orders it. Each
+        value is read at its element, so the gradient goes there (torch's rule)."""
+        d = _dim(dim, self.ndim)
+        n = self.shape[d] if self.ndim else 0
+        if not self.ndim or not 0 <= k <= n:
+            raise self._fail(f"topk: k={k} for {list(self.shape)} along dim {dim} (0 <= k <= "
+                             "the axis length, on a tensor of rank >= 1)")
+        if n >= 2**24:
+            raise self._fail(f"topk/sort along an axis of {n} elements: places are counted "
+                             "in float32 and would round")
+        x = self._floats()
+        values, index = topk(self._op, x, x.shape, x.dtype, k, d, largest)
+        return ValuesIndices(values.type(self.dtype), index.type("i64"))
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """torch.sort, always stable (equal values keep their order); NaN last ascending,
+        first descending, as torch."""
+        return self.topk(self.shape[_dim(dim, self.ndim)] if self.ndim else 0, dim,
+                         descending)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return self.sort(dim, descending).indices
+
+    # ---- scatter: torch.scatter / scatter_add / scatter_reduce ---------------------------
+    def scatter(self, dim: int, index, src=None, value=None, *, reduce=None):
+        """self with src (a tensor, or a scalar `value`) written at `index` along `dim`:
+        out[..., index[..., i, ...], ...] = src[..., i, ...]. Where an index repeats, the
+        last write wins (torch leaves it undefined). reduce='add' adds instead."""
+        src = value if src is None else src
+        if reduce not in (None, "add"):
+            raise self._fail(f"scatter reduce={reduce!r} is not supported ('add' is; "
+                             "scatter_reduce takes 'sum', 'mean', 'amax', 'amin')")
+        return self._scatter(dim, index, src, "sum" if reduce else "last", True)
+
+    def scatter_add(self, dim: int, index, src):
+        return self._scatter(dim, index, src, "sum", True)
+
+    def scatter_reduce(self, dim: int, index, src, reduce: str, *, include_self: bool = True):
+        """torch.scatter_reduce for 'sum', 'mean', 'amax' and 'amin' ('prod' has no product
+        reduction to build on)."""
+        if reduce not in ("sum", "mean", "amax", "amin"):
+            raise self._fail(f"scatter_reduce reduce={reduce!r} is not supported (one of "
+                             "'sum', 'mean', 'amax', 'amin')")
+        return self._scatter(dim, index, src, reduce, include_self)
+
+    def _scatter(self, dim, index, src, how: str, include_self: bool):
+        d = _dim(dim, self.ndim)
+        index = index if isinstance(index, TensorMethods) else np.asarray(index)
+        if _dtype_of(index) not in ("i32", "i64") or index.ndim != self.ndim or any(
+                i > s for a, (i, s) in enumerate(zip(index.shape, self.shape)) if a != d):
+            raise self._fail(f"scatter: index must be integers of the input's rank, no larger "
+                             f"off dim {d}; got {_dtype_of(index)} {list(index.shape)} for "
+                             f"{list(self.shape)}")
+        if isinstance(index, np.ndarray) and index.size and not (
+                index.min() >= 0 and index.max() < self.shape[d]):
+            raise self._fail(f"scatter: index values {index.min()}..{index.max()} out of range "
+                             f"for dim {d} of size {self.shape[d]}")
+        x = self._floats()
+        if _is_scalar(src):
+            src = x._const(src, x.dtype, index.shape)
+        src = x._as(src, x.dtype)
+        for a, (i, s) in enumerate(zip(index.shape, src.shape)):
+            if s < i:
+                raise self._fail(f"scatter: src {list(src.shape)} is smaller than index "
+                                 f"{list(index.shape)} on axis {a}")
+            if s > i:  # torch reads src's leading corner of index's shape
+                src = self._op("slice", src, starts=[0], ends=[i], axes=[a])
+        placed, count = x._scattered(d, index, src, how)
+        hit = count > 0
+        if how == "mean":
+            mean = (x + placed) / (count + 1) if include_self else placed / count.clamp(min=1)
+            out = x._op("where", hit, mean, x)
+        elif how == "last" or not include_self:
+            out = x._op("where", hit, placed, x)
+        elif how == "sum":
+            out = x + placed
+        else:
+            out = x._op("where", hit, x._binary("maximum" if how == "amax" else "minimum",
+                                                x, placed), x)
+        return out.type(self.dtype)
+
+    def _scattered(self, d: int, index, src, how: str):
+        """(what lands on each element of self, how many writes it gets), both self's shape:
+        with `d` moved last, a mask [..., n, m] of where each of the m writes lands."""
+        n, m = self.shape[d], index.shape[d]
+        idx = self._op("transpose", index, perm=_last(d, self.ndim))
+        upd = self._op("transpose", src, perm=_last(d, self.ndim)).unsqueeze(-2)  # [.., 1, m]
+        hot = self._op("one_hot", idx, depth=n, axis=-2, dtype="bool")  # [..., n, m]
+        zero = self._const(0, self.dtype)
+        count = self._op("where", hot, self._const(1, self.dtype), zero).sum(-1)
+        if how == "last":  # the write with the greatest position along d
+            iota = np.arange(m, dtype=np.float32)
+            last = self._op("where", hot, iota, self._const(-1, "f32")).amax(-1, keepdim=True)
+            hot = self._op("where", hot, self._op("equal", last, iota), hot)
+        if how in ("amax", "amin"):
+            fill = self._const(-math.inf if how == "amax" else math.inf, self.dtype)
+            placed = self._op("where", hot, upd, fill)._reduce(f"reduce_{how[1:]}", -1, False)
+            placed = self._op("where", count > 0, placed, zero)
+        else:
+            placed = self._op("where", hot, upd, zero).sum(-1)
+        back = [int(a) for a in np.argsort(_last(d, self.ndim))]
+        placed, count = (t._op("transpose", t, perm=back) for t in (placed, count))
+        if tuple(placed.shape) != tuple(self.shape):  # a corner of self: pad the rest
+            pads = [0] * self.ndim + [s - i for s, i in zip(self.shape, placed.shape)]
+            placed, count = (t._op("pad", t, pads=pads) for t in (placed, count))
+        return placed, count
+
     def narrow(self, dim: int, start: int, length: int):
         d = _dim(dim, self.ndim)
         start = start + self.shape[d] if start < 0 else start  # torch counts it from the end
@@ -512,6 +643,11 @@ class TensorMethods:
             raise self._fail(f"tril/triu need a tensor of rank >= 2, got {list(self.shape)}")
         keep = fn(np.ones(self.shape[-2:], bool), diagonal)
         return self._op("where", keep, self, self._const(0, self.dtype))
+
+
+def _last(d: int, rank: int) -> list[int]:
+    """The permutation that moves axis `d` last."""
+    return [a for a in range(rank) if a != d] + [d]
 
 
 def _sizes(sizes) -> tuple[int, ...]:

@@ -267,12 +267,58 @@ def _arg_names(model, n: int) -> list[str]:
 
 
 def _check_indices(x, item) -> None:
+    if _is_mask(item):
+        raise x._fail("indexing with a boolean mask tensor gives a shape that depends on the "
+                      "data, which cannot be traced: keep the shape and zero what the mask "
+                      "leaves out, torch.where(mask, x, 0) or x.masked_fill(~mask, 0); to "
+                      "assign, x[mask] = v and x.masked_fill(mask, v) work (a constant numpy "
+                      "mask may index: its places are known)")
     dtype = item.dtype if isinstance(item, Tensor) else str(item.dtype)
-    if dtype in ("bool", "bool_"):
-        raise x._fail("indexing with a boolean mask gives a shape that depends on the data, "
-                      "which cannot be traced: use x.masked_fill(~mask, 0) or where() instead")
     if dtype not in ("i32", "i64", "int32", "int64"):
         raise x._fail(f"an index tensor must hold integers, got {dtype}")
+
+
+def _is_mask(item) -> bool:
+    return (isinstance(item, Tensor) and item.dtype == "bool") or (
+        isinstance(item, np.ndarray) and item.dtype == np.bool_)
+
+
+def _in_range(x, idx, n: int):
+    """An integer index with its negative entries counted from the end (constants checked
+    against the axis length now; traced ones cannot be)."""
+    if isinstance(idx, Tensor):
+        return idx.long().where(idx >= 0, idx.long() + n)
+    idx = np.asarray(idx, np.int64)
+    if idx.size and not (-n <= idx.min() and idx.max() < n):
+        raise x._fail(f"index {idx.min()}..{idx.max()} is out of range for an axis of size {n}")
+    return np.where(idx < 0, idx + n, idx)
+
+
+def _advanced(out, picks):
+    """torch's advanced indexing by several integer tensors (broadcast together): the picked
+    axes merged into one, read at the linear index. The result's axes go where the picked
+    ones were when those are adjacent, first otherwise (torch's and numpy's rule)."""
+    if len(picks) == 1:
+        return op("gather", out, picks[0][1], axis=picks[0][0])
+    axes = [a for a, _ in picks]
+    sizes = [out.shape[a] for a in axes]
+    at = axes[0] if axes == list(range(axes[0], axes[0] + len(axes))) else 0
+    rest = [a for a in range(out.ndim) if a not in axes]
+    perm = rest[:at] + axes + rest[at:]
+    moved = out.permute(*perm) if perm != list(range(out.ndim)) else out
+    merged = moved.reshape(*moved.shape[:at], int(np.prod(sizes)),
+                           *moved.shape[at + len(axes):])
+    linear, stride = 0, 1
+    for (_, idx), n in reversed(list(zip(picks, sizes))):
+        linear = _in_range(out, idx, n) * stride + linear
+        stride *= n
+    return op("gather", merged, linear, axis=at)
+
+
+def _index_tuple(index) -> tuple:
+    """An index as a tuple, lists (of ints or bools) as arrays."""
+    return tuple(np.asarray(i) if isinstance(i, list) else i for i in
+                 (index if isinstance(index, tuple) else (index,)))
 
 
 def _shape_arg(shape) -> tuple[int, ...]:
@@ -404,8 +450,12 @@ class Tensor(TensorMethods):
     def __getitem__(self, index):
         """Indexing as numpy and torch read it: ints, slices, `...`, None, and one integer
         tensor (or array, or list) of indices, which picks along its axis (a gather)."""
-        index = tuple(np.asarray(i) if isinstance(i, list) else i for i in
-                      (index if isinstance(index, tuple) else (index,)))
+        index = _index_tuple(index)
+        if len(index) == 1 and isinstance(index[0], np.ndarray) and _is_mask(index[0]):
+            return self._constant_mask(index[0])
+        # a constant 1-D mask among other indices is its true places (as torch reads it)
+        index = tuple(np.flatnonzero(i) if isinstance(i, np.ndarray) and _is_mask(i)
+                      and i.ndim == 1 else i for i in index)
         dots = [k for k, i in enumerate(index) if i is Ellipsis]  # not `in`: arrays compare
         if len(dots) > 1:
             raise self._fail("an index can hold at most one '...'")
@@ -443,9 +493,6 @@ class Tensor(TensorMethods):
                 raise self._fail(f"unsupported index {item!r} (ints, slices, ..., None and "
                                  "one integer tensor)")
             axis += 1
-        if len(picks) > 1:
-            raise self._fail("only one tensor (or array) index is supported; index one axis "
-                             "at a time")
         shape += self.shape[axis:]
         out = self
         if starts:
@@ -454,12 +501,57 @@ class Tensor(TensorMethods):
             out = op("slice", out, starts=starts, ends=ends, axes=axes, steps=steps)
         out = out.reshape(*shape) if tuple(shape) != out.shape else out
         # ints select (torch's rule, not numpy's), so the picked axes stay where they are
-        return op("gather", out, picks[0][1], axis=picks[0][0]) if picks else out
+        return _advanced(out, picks) if picks else out
+
+    def _constant_mask(self, mask: np.ndarray):
+        """x[mask] for a numpy mask over x's leading axes: its true places are known now."""
+        k = mask.ndim
+        if k == 0 or tuple(mask.shape) != self.shape[:k]:
+            raise self._fail(f"a boolean mask {list(mask.shape)} must match the leading axes "
+                             f"of the tensor {list(self.shape)}")
+        rows = self.reshape(-1, *self.shape[k:]) if k != 1 else self
+        return op("gather", rows, np.flatnonzero(mask).astype(np.int64), axis=0)
 
     def __setitem__(self, index, value):
-        raise self._fail("assignment into a traced tensor cannot be traced (the IR has no "
-                         "mutation): build the result instead, e.g. x = x.masked_fill(mask, v) "
-                         "or torch.where(mask, a, b)")
+        """`x[mask] = v`, `x[0, 1:3] = v`, `x[[0, 2]] = v` (indices known now): the IR has no
+        mutation, so x is rebound to a new value, v where the index selects and x elsewhere.
+        A tensor taken from x before the assignment (a view in torch) keeps the old values."""
+        self.value = self._assigned(_index_tuple(index), value).value
+
+    def _assigned(self, index: tuple, value):
+        v = value.type(self.dtype) if isinstance(value, Tensor) else self._as(value, self.dtype)
+        if len(index) == 1 and isinstance(index[0], Tensor) and _is_mask(index[0]):
+            mask = index[0]
+            k = mask.ndim
+            if tuple(mask.shape) != self.shape[:k] or getattr(v, "ndim", 0) > self.ndim - k:
+                raise self._fail(f"x[mask] = v needs a mask matching the leading axes of "
+                                 f"{list(self.shape)} (got {list(mask.shape)}) and v a scalar "
+                                 "or broadcasting over the other axes (a v of one entry per "
+                                 "selected element has a data-dependent shape)")
+            return op("where", mask.reshape(*mask.shape, *(1,) * (self.ndim - k)), v, self)
+        if any(isinstance(i, Tensor) for i in index):  # (numpy masks and indices: below)
+            raise self._fail("assignment at traced index tensors (other than one boolean mask) "
+                             "cannot be traced: use x.scatter(dim, index, src) or torch.where")
+        if any(isinstance(i, np.ndarray) for i in index) and any(
+                isinstance(i, (int, np.integer)) for i in index):
+            raise self._fail("assignment with both an index array and an int index: numpy "
+                             "and torch order the result differently; index one at a time")
+        try:
+            places = np.arange(self.numel()).reshape(self.shape)[index]
+        except (IndexError, TypeError, ValueError) as e:
+            raise self._fail(f"unsupported assignment index: {e}") from None
+        selected = np.zeros(self.numel(), np.bool_)
+        selected[places.ravel()] = True
+        selected = selected.reshape(self.shape)
+        if getattr(v, "ndim", 0) == 0 or places.size == 0:
+            return op("where", selected, v, self)
+        source = np.zeros(self.numel(), np.int64)  # the entry of v each element takes
+        source[places.ravel()] = np.arange(places.size)  # a repeated place: the last wins
+        if isinstance(v, Tensor):
+            v = v.expand(*places.shape).reshape(-1)
+        else:
+            v = np.ascontiguousarray(np.broadcast_to(v, places.shape)).reshape(-1)
+        return op("where", selected, op("gather", v, source.reshape(self.shape), axis=0), self)
 
     # ---- maps ---------------------------------------------------------------------------
     def softmax(self, dim: int = -1):

@@ -180,25 +180,33 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
-        if isinstance(activation, str):
-            if activation not in ("relu", "gelu"):
-                raise ShapeError(f"TransformerEncoderLayer: activation must be 'relu', 'gelu' "
-                                 f"or a callable, got {activation!r}")
-            activation = {"relu": F.relu, "gelu": F.gelu}[activation]
-        self.activation = activation  # a Module registers as a submodule, as in torch
+        # a Module registers as a submodule, as in torch
+        self.activation = activation_fn(type(self).__name__, activation)
 
-    def _sa_block(self, x, attn_mask, key_padding_mask):
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal=False):
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False)[0]
+                           need_weights=False, is_causal=is_causal)[0]
         return self.dropout1(x)
 
     def _ff_block(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
+        """Masks as MultiheadAttention takes them (bool: True = not attended, or additive
+        float); is_causal is torch's hint that src_mask is the causal mask (it needs one)."""
         x = src
         if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask)
+            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
             return x + self._ff_block(self.norm2(x))
-        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask))
+        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
         return self.norm2(x + self._ff_block(x))
+
+
+def activation_fn(layer: str, activation):
+    """torch's activation argument: 'relu', 'gelu' or a callable (a Module, F.relu, ...)."""
+    if not isinstance(activation, str):
+        return activation
+    if activation not in ("relu", "gelu"):
+        raise ShapeError(f"{layer}: activation must be 'relu', 'gelu' or a callable, got "
+                         f"{activation!r}")
+    return {"relu": F.relu, "gelu": F.gelu}[activation]

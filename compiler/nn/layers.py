@@ -16,7 +16,8 @@ def _pair(v):
 
 
 # torch's Conv2d padding modes -> the pad operator's modes
-_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
+_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+              "circular": "circular"}
 
 
 class Identity(Module):

@@ -21,15 +21,10 @@ from ..frontends.tracing import Tensor
 
 # torch.nn layers users reach for that compiler.nn does not have yet, and why
 NOT_YET = {
-    "Conv3d, MaxPool3d, AvgPool3d, AdaptiveAvg/MaxPool3d": "no 3-D window operators in the "
-    "registry yet (issue 15)",
-    "ConvTranspose1d/2d/3d": "compiler.nn has no layer yet; the registry's conv2d_grad_input "
-    "computes it (the torch front end maps aten.convolution transposed onto it)",
-    "AdaptiveMaxPool1d/2d": "needs a max over data-dependent windows at sizes that do not "
-    "divide the input",
-    "TransformerDecoderLayer, Transformer": "not written yet (the encoder layer exists)",
-    "EmbeddingBag": "not written yet",
-    "padding_mode='circular'": "not lowered yet (zeros, reflect and replicate are)",
+    "return_indices=True (MaxPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d)": "the indices output "
+    "is not built",
+    "AvgPool2d/3d(divisor_override=...)": "not supported (the divisor is the window's count)",
+    "LPPool1d/2d/3d": "no layer yet (ONNX LpPool imports, as an average pool of |x|^p)",
 }
 
 

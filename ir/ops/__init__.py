@@ -1,6 +1,16 @@
 """Operator declarations; importing this package registers every operator."""
 
-from . import backward, elementwise, fused, loss, nn, recurrent, reduce, shape  # noqa: F401
+from . import (  # noqa: F401
+    backward,
+    elementwise,
+    fused,
+    loss,
+    nn,
+    recurrent,
+    reduce,
+    shape,
+    volumetric,
+)
 from .registry import REQUIRED, Attr, Fusion, OpDef, all_ops, get, names, register
 
 __all__ = ["REQUIRED", "Attr", "Fusion", "OpDef", "all_ops", "get", "names", "register"]

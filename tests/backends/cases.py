@@ -173,6 +173,38 @@ _xn = randn(1, 2, 5, 5)
 _xn[0, 0, 1, 1] = math.nan
 case("max_pool2d", "nan", {"x": _xn}, attrs={"kernel": [2, 2]})
 case("global_avg_pool", "4d", {"x": randn(2, 3, 17, 19)})
+
+# ---- 3-D convolution and pooling (lowered through the 2-D kernels) -----------------------
+CONV3D = {
+    "3x3x3-pad": ((1, 3, 6, 9, 17), (5, 3, 3, 3, 3), dict(pad=[1, 1, 1, 1, 1, 1])),
+    "stride-dil-groups": ((2, 4, 9, 8, 7), (6, 2, 2, 3, 3),
+                          dict(stride=[2, 1, 2], dilation=[3, 1, 1], pad=[1, 1, 0, 0, 1, 1],
+                               groups=2)),
+    "depthwise": ((1, 4, 5, 7, 16), (4, 1, 3, 3, 3), dict(pad=[1, 1, 1, 1, 1, 1], groups=4)),
+}
+for _name, (_xs, _ws, _attrs) in CONV3D.items():
+    _args = {"x": randn(*_xs), "w": randn(*_ws), "b": randn(_ws[0])}
+    case("conv3d", _name, _args, attrs=_attrs, weights=("w", "b"), rtol=1e-4, atol=1e-4)
+case("conv3d", "runtime-weight", {"x": randn(1, 2, 4, 5, 6), "w": randn(3, 2, 2, 2, 2)},
+     attrs={"stride": [1, 2, 1]}, rtol=1e-4, atol=1e-4)
+case("conv3d_grad_input", "stride2", {"dy": randn(2, 3, 4, 3, 9), "w": randn(3, 2, 3, 2, 3)},
+     attrs={"stride": [2, 2, 2], "pad": [1, 0, 1, 1, 1, 1], "shape": [2, 2, 7, 6, 17]},
+     weights=("w",), rtol=1e-4, atol=1e-4)
+case("conv3d_grad_input", "groups-runtime", {"dy": randn(1, 4, 3, 4, 3),
+                                             "w": randn(4, 2, 2, 3, 3)},
+     attrs={"groups": 2, "stride": [3, 1, 1], "dilation": [2, 1, 1], "pad": [0, 0, 0, 1, 0, 0],
+            "shape": [1, 4, 8, 6, 5]}, rtol=1e-4, atol=1e-4)
+POOLS3D = {"2x2x2": dict(kernel=[2, 2, 2], stride=[2, 2, 2]),
+           "3x3x3-pad-ceil": dict(kernel=[3, 3, 3], stride=[2, 2, 2], pad=[1, 1, 1, 1, 1, 1],
+                                  ceil_mode=True),
+           "dil": dict(kernel=[2, 3, 2], stride=[1, 2, 3], pad=[1, 0, 1, 0, 1, 0],
+                       dilation=[2, 1, 2])}
+for _name, _attrs in POOLS3D.items():
+    _x = randn(2, 3, 7, 9, 17)
+    case("max_pool3d", _name, {"x": _x}, attrs=_attrs)
+    case("avg_pool3d", _name, {"x": _x}, attrs=_attrs)
+    case("avg_pool3d", f"{_name}-exclude-pad", {"x": _x},
+         attrs={**_attrs, "count_include_pad": False})
 case("global_avg_pool", "3d", {"x": randn(2, 3, 33)})
 
 # ---- normalisation, softmax, reductions ----------------------------------------------------
@@ -373,3 +405,4 @@ def by_op() -> dict[str, list[Case]]:
     for c in CASES:
         out[c.op].append(c)
     return out
+

@@ -43,6 +43,12 @@ RNN_KEYS = tuple(f"{w}_l{i}" for i in (0, 1)
                  for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 MHA_KEYS = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+NORM_KEYS = ("norm.weight", "norm.bias")
+ENCODER_KEYS = tuple(f"self_attn.{k}" for k in MHA_KEYS) + tuple(
+    f"{m}.{p}" for m in ("linear1", "linear2", "norm1", "norm2") for p in ("weight", "bias"))
+DECODER_KEYS = tuple(f"{a}.{k}" for a in ("self_attn", "multihead_attn") for k in MHA_KEYS) + \
+    tuple(f"{m}.{p}" for m in ("linear1", "linear2", "norm1", "norm2", "norm3")
+          for p in ("weight", "bias"))
 
 CASES: dict[type, Case] = {
     nn.Linear: Case(lambda: nn.Linear(4, 3), (f32(2, 4),), ((2, 3),), ("weight", "bias")),
@@ -95,6 +101,26 @@ CASES: dict[type, Case] = {
         tuple(f"self_attn.{k}" for k in MHA_KEYS) + tuple(
             f"{m}.{p}" for m in ("linear1", "linear2", "norm1", "norm2")
             for p in ("weight", "bias"))),
+    nn.TransformerDecoderLayer: Case(
+        lambda: nn.TransformerDecoderLayer(8, 2, 16), (f32(3, 2, 8), f32(4, 2, 8)),
+        ((3, 2, 8),), DECODER_KEYS),
+    nn.TransformerEncoder: Case(
+        lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2,
+                                      norm=nn.LayerNorm(8), enable_nested_tensor=False),
+        (f32(3, 2, 8),), ((3, 2, 8),),
+        tuple(f"layers.{i}.{k}" for i in (0, 1) for k in ENCODER_KEYS) + NORM_KEYS),
+    nn.TransformerDecoder: Case(
+        lambda: nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16), 2),
+        (f32(3, 2, 8), f32(4, 2, 8)), ((3, 2, 8),),
+        tuple(f"layers.{i}.{k}" for i in (0, 1) for k in DECODER_KEYS)),
+    nn.Transformer: Case(
+        lambda: nn.Transformer(8, 2, 1, 1, 16), (f32(4, 2, 8), f32(3, 2, 8)), ((3, 2, 8),),
+        tuple(f"encoder.layers.0.{k}" for k in ENCODER_KEYS) + tuple(
+            f"encoder.{k}" for k in NORM_KEYS) + tuple(
+            f"decoder.layers.0.{k}" for k in DECODER_KEYS) + tuple(
+            f"decoder.{k}" for k in NORM_KEYS)),
+    nn.EmbeddingBag: Case(lambda: nn.EmbeddingBag(10, 4, mode="mean"), (i64(10, 3, 5),),
+                          ((3, 4),), ("weight",)),
     # issue 19's further layers (torch parity in tests/compiler/test_more_layers.py)
     nn.GroupNorm: Case(lambda: nn.GroupNorm(2, 4), (f32(2, 4, 3, 3),), ((2, 4, 3, 3),),
                        ("weight", "bias")),
@@ -119,6 +145,25 @@ CASES: dict[type, Case] = {
                               ((3,),)),
     nn.Bilinear: Case(lambda: nn.Bilinear(3, 4, 2), (f32(5, 3), f32(5, 4)), ((5, 2),),
                       ("weight", "bias")),
+    nn.Conv3d: Case(lambda: nn.Conv3d(2, 4, 3, padding=1), (f32(1, 2, 4, 4, 4),),
+                    ((1, 4, 4, 4, 4),), ("weight", "bias")),
+    nn.ConvTranspose1d: Case(lambda: nn.ConvTranspose1d(2, 3, 3, stride=2), (f32(2, 2, 5),),
+                             ((2, 3, 11),), ("weight", "bias")),
+    nn.ConvTranspose2d: Case(lambda: nn.ConvTranspose2d(2, 3, 3, 2, 1, output_padding=1),
+                             (f32(1, 2, 4, 4),), ((1, 3, 8, 8),), ("weight", "bias")),
+    nn.ConvTranspose3d: Case(lambda: nn.ConvTranspose3d(2, 3, 2, stride=2),
+                             (f32(1, 2, 2, 3, 2),), ((1, 3, 4, 6, 4),), ("weight", "bias")),
+    nn.MaxPool3d: Case(lambda: nn.MaxPool3d(2), (f32(1, 2, 4, 4, 4),), ((1, 2, 2, 2, 2),)),
+    nn.AvgPool3d: Case(lambda: nn.AvgPool3d(3, 1, 1), (f32(1, 2, 3, 4, 5),),
+                       ((1, 2, 3, 4, 5),)),
+    nn.AdaptiveAvgPool1d: Case(lambda: nn.AdaptiveAvgPool1d(3), (f32(2, 3, 7),), ((2, 3, 3),)),
+    nn.AdaptiveAvgPool3d: Case(lambda: nn.AdaptiveAvgPool3d(2), (f32(1, 2, 5, 4, 3),),
+                               ((1, 2, 2, 2, 2),)),
+    nn.AdaptiveMaxPool1d: Case(lambda: nn.AdaptiveMaxPool1d(2), (f32(2, 3, 5),), ((2, 3, 2),)),
+    nn.AdaptiveMaxPool2d: Case(lambda: nn.AdaptiveMaxPool2d((2, 3)), (f32(1, 2, 5, 7),),
+                               ((1, 2, 2, 3),)),
+    nn.AdaptiveMaxPool3d: Case(lambda: nn.AdaptiveMaxPool3d(1), (f32(1, 2, 3, 3, 3),),
+                               ((1, 2, 1, 1, 1),)),
     **{cls: Case(cls, (f32(3, 4), f32(3, 4)), ((),)) for cls in (
         nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)},
     nn.NLLLoss: Case(lambda: nn.NLLLoss(), (f32(4, 5), i64(5, 4)), ((),)),
@@ -302,11 +347,11 @@ def test_recurrent_graph_is_unrolled_compactly():
     lambda: nn.GRU(3, 0), lambda: nn.MultiheadAttention(10, 3),
     lambda: nn.MultiheadAttention(8, 2, add_bias_kv=True),
     lambda: nn.TransformerEncoderLayer(8, 2, activation="swish"),
-    lambda: nn.Conv2d(3, 4, 3, padding_mode="circular"), lambda: nn.Conv2d(3, 4, 3, groups=2),
+    lambda: nn.Conv2d(3, 4, 3, padding_mode="mirror"), lambda: nn.Conv2d(3, 4, 3, groups=2),
     lambda: nn.MaxPool2d(2, return_indices=True), lambda: nn.Dropout(1.0),
     lambda: nn.CrossEntropyLoss(label_smoothing=1.5), lambda: nn.MSELoss(reduction="avg"),
 ], ids=["lstm_proj", "rnn_act", "gru_size", "mha_heads", "mha_bias_kv", "encoder_act",
-        "conv_circular", "conv_groups", "pool_indices", "dropout_p", "ce_smoothing", "mse_red"])
+        "conv_pad_mode", "conv_groups", "pool_indices", "dropout_p", "ce_smoothing", "mse_red"])
 def test_unsupported_or_invalid_arguments_are_lamina_errors(build):
     with pytest.raises(ir.LaminaError):
         build()
@@ -316,8 +361,10 @@ def test_adaptive_avg_pool_to_sizes_that_tile_the_input():
     x = f32(1, 2, 6, 4)
     y = nn.AdaptiveAvgPool2d((3, 2))(x)
     assert_close(y, x.reshape(1, 2, 3, 2, 2, 2).mean(axis=(3, 5)))
-    with pytest.raises(ir.ShapeError, match="divide"):
-        compiler.trace(nn.AdaptiveAvgPool2d(4), x)
+    # 6 rows to 4: torch's overlapping windows [0,2), [1,3), [3,5), [4,6)
+    rows = [(0, 2), (1, 3), (3, 5), (4, 6)]
+    expected = np.stack([x[:, :, lo:hi].mean(axis=2) for lo, hi in rows], axis=2)
+    assert_close(nn.AdaptiveAvgPool2d(4)(x), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_batch_norm_without_affine_or_running_stats_has_torchs_keys():

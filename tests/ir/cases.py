@@ -124,6 +124,7 @@ def _load() -> None:
         cases_nn,
         cases_recurrent,
         cases_shape,
+        cases_volumetric,
     )
 
 

@@ -197,6 +197,22 @@ for _name, _xs, _attrs in POOL:
              {**_attrs, "count_include_pad": _cip}, x=randn(*_xs))
 case("global_avg_pool", "basic", x=randn(2, 3, 2, 3))
 
+# 3-D convolution and pooling (their rules differentiate the 2-D decomposition)
+case("conv3d", "stride_pad_dilation", {"stride": (2, 1, 1), "pad": (1, 0, 1, 0, 1, 0),
+                                       "dilation": (1, 2, 1)},
+     x=randn(1, 2, 5, 5, 3), w=randn(3, 2, 2, 2, 2, scale=0.5), b=randn(3))
+case("conv3d", "groups2", {"groups": 2}, x=randn(2, 4, 3, 3, 3), w=randn(2, 2, 2, 2, 1))
+case("conv3d_grad_input", "stride2", {"stride": (2, 1, 2), "pad": (1, 0, 0, 0, 1, 1),
+                                      "shape": (1, 2, 5, 3, 4)},
+     dy=randn(1, 3, 3, 3, 2), w=randn(3, 2, 2, 2, 3))
+case("max_pool3d", "ceil_pad", {"kernel": (2, 3, 2), "stride": (2, 2, 1),
+                                "pad": (1, 1, 0, 0, 1, 1), "ceil_mode": True},
+     x=randn(1, 2, 4, 5, 3))
+for _cip in (True, False):
+    case("avg_pool3d", f"pad_{'incl' if _cip else 'excl'}",
+         {"kernel": (3, 2, 2), "stride": (2, 1, 2), "pad": (1, 1, 0, 1, 0, 1),
+          "count_include_pad": _cip, "ceil_mode": True}, x=randn(1, 2, 5, 3, 4))
+
 BN = {"w": randn(3), "b": randn(3), "mean": randn(3), "var": uniform(0.5, 2, 3)}
 case("batch_norm", "inference", x=randn(2, 3, 2, 2), **BN)
 case("batch_norm", "inference_rank2", x=randn(4, 3), **BN)

@@ -113,25 +113,26 @@ def _conv(ex: Exporter, node: ir.Node, ins: list[str], out: str) -> str:
                    dilations=list(a["dilation"]), group=a["groups"])
 
 
-@exporter("conv2d", handles=("stride", "pad", "dilation", "groups"))
+@exporter("conv2d", "conv3d", handles=("stride", "pad", "dilation", "groups"))
 def _conv2d(ex: Exporter, node: ir.Node) -> None:
     _conv(ex, node, ex.ins(node), ex.out(node))
 
 
-@exporter("max_pool2d", "avg_pool2d",
+@exporter("max_pool2d", "avg_pool2d", "max_pool3d", "avg_pool3d",
           handles=("kernel", "stride", "pad", "dilation", "ceil_mode", "count_include_pad"))
 def _pool(ex: Exporter, node: ir.Node) -> None:
     a = node.attrs
     attrs = dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                  pads=list(a["pad"]), ceil_mode=int(a["ceil_mode"]))
-    if node.op == "max_pool2d" or ex.opset >= 19:
+    is_max = node.op.startswith("max")
+    if is_max or ex.opset >= 19:
         attrs["dilations"] = list(a["dilation"])
-    elif tuple(a["dilation"]) != (1, 1):
-        raise OnnxExportError(f"%{node.name} (avg_pool2d): dilated average pooling needs "
+    elif any(d != 1 for d in a["dilation"]):
+        raise OnnxExportError(f"%{node.name} ({node.op}): dilated average pooling needs "
                               "opset 19 or later")
-    if node.op == "avg_pool2d":
+    if not is_max:
         attrs["count_include_pad"] = int(a["count_include_pad"])
-    ex.emit("MaxPool" if node.op == "max_pool2d" else "AveragePool", ex.ins(node),
+    ex.emit("MaxPool" if is_max else "AveragePool", ex.ins(node),
             [ex.out(node)], **attrs)
 
 
@@ -396,17 +397,19 @@ def _one_hot(ex: Exporter, node: ir.Node) -> None:
         ex.emit("Cast", [hot], [out], to=onnx_dtype(np.bool_))
 
 
-@exporter("conv2d_grad_input", handles=("stride", "pad", "dilation", "groups", "shape"))
+@exporter("conv2d_grad_input", "conv3d_grad_input",
+          handles=("stride", "pad", "dilation", "groups", "shape"))
 def _conv2d_grad_input(ex: Exporter, node: ir.Node) -> None:
     """A transposed convolution: ConvTranspose, its output padding reaching `shape`."""
     dy, w = node.inputs
     a = node.attrs
     s, p, d = a["stride"], a["pad"], a["dilation"]
-    full = [(dy.shape[2 + i] - 1) * s[i] + (w.shape[2 + i] - 1) * d[i] + 1 - p[i] - p[i + 2]
-            for i in range(2)]
+    r = len(s)
+    full = [(dy.shape[2 + i] - 1) * s[i] + (w.shape[2 + i] - 1) * d[i] + 1 - p[i] - p[i + r]
+            for i in range(r)]
     ex.emit("ConvTranspose", ex.ins(node), [ex.out(node)], strides=list(s), pads=list(p),
             dilations=list(d), group=a["groups"], kernel_shape=list(w.shape[2:]),
-            output_padding=[a["shape"][2] - full[0], a["shape"][3] - full[1]])
+            output_padding=[a["shape"][2 + i] - full[i] for i in range(r)])
 
 
 @exporter("conv2d_grad_weight", handles=("stride", "pad", "dilation", "groups", "kernel"))

@@ -24,6 +24,7 @@ import numpy as np
 from ir.tensor_type import DTYPES, dtype_name
 
 from ...op_table import along
+from ...topk import topk
 from ..builder import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name
 from .common import alias, dtype, handler, is_const, like, norm_axis, rank
 
@@ -346,43 +347,25 @@ def _arg(b, n, x, fn):
 
 @handler
 def TopK(b: Builder, n: OnnxNode, x, k):
-    """Each element's place in the order is the count of elements that come before it (larger,
-    or equal at a lower index: the stable order ONNX asks for); a one-hot of the place puts
-    values and indices into the first k slots. Quadratic in the axis length."""
+    """The shared composition (compiler/frontends/topk.py): stable, lower indices first among
+    equals, as ONNX asks; quadratic in the axis length."""
     kk = int(b.const(k, "k").reshape(-1)[0])
-    r = rank(x)
-    axis = norm_axis(n.get("axis", -1), r)
+    axis = norm_axis(n.get("axis", -1), rank(x))
     d = x.shape[axis]
     if not 0 <= kk <= d:
         raise ValueError(f"k={kk} for an axis of length {d}")
     kind = dtype(x)
     if kind.kind != "f":  # compared and summed as float64 (exact below 2**53)
         x = x.astype(np.float64) if is_const(x) else b.call("cast", x, dtype="f64")
-    perm = [a for a in range(r) if a != axis] + [axis]
-    moved = x if perm == list(range(r)) else b.call("transpose", x, perm=perm)
-    xi = b.reshape(moved, (*moved.shape, 1))  # [..., D_i, 1]
-    xj = b.reshape(moved, (*moved.shape[:-1], 1, d))  # [..., 1, D_j]
-    first = np.tri(d, d, -1, np.bool_)  # [i, j]: j < i
-    ahead = b.call("greater", xj, xi) if n.get("largest", 1) else b.call("greater", xi, xj)
-    before = b.call("where", ahead, TRUE, b.call("where", b.call("equal", xi, xj), first,
-                                                  FALSE))
-    place = b.call("reduce_sum", b.call("where", before, like(x, 1), like(x, 0)), axes=[-1],
-                   keepdims=False)
-    hot = b.call("one_hot", b.call("cast", place, dtype="i64"), depth=d, axis=-1, dtype="bool")
-    if kk < d:
-        hot = b.call("slice", hot, starts=[0], ends=[kk], axes=[r])  # [..., D_i, k]
-    values = b.call("reduce_sum", b.call("where", hot, xi, like(x, 0)), axes=[r - 1],
-                    keepdims=False)
-    iota = np.arange(d, dtype=dtype(x)).reshape(d, 1)
-    index = b.call("reduce_sum", b.call("where", hot, iota, like(x, 0)), axes=[r - 1],
-                   keepdims=False)
-    inv = [int(a) for a in np.argsort(perm)]
-    outs = []
-    for y, to in ((values, kind), (index, np.dtype(np.int64))):
-        if dtype(y) != to:
-            y = y.astype(to) if is_const(y) else b.call("cast", y, dtype=dtype_name(to))
-        outs.append(y if perm == list(range(r)) else b.call("transpose", y, perm=inv))
-    return tuple(outs)
+    values, index = topk(b.call, x, tuple(x.shape), dtype_name(dtype(x)), kk, axis,
+                         bool(n.get("largest", 1)))
+    return _cast(b, values, kind), _cast(b, index, np.dtype(np.int64))
+
+
+def _cast(b: Builder, y, to: np.dtype):
+    if dtype(y) == to:
+        return y
+    return y.astype(to) if is_const(y) else b.call("cast", y, dtype=dtype_name(to))
 
 
 # ---- elementwise ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """ONNX neural-network operators for the operator table: linear algebra, convolution
-(1-D and 2-D, transposed by decomposition), pooling and normalisation."""
+(1-D, 2-D and 3-D, transposed too), pooling and normalisation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ...windows import conv_transpose
 from ..builder import Builder, Decline, OnnxNode, Unsupported
 from .common import dtype, handler, is_const, like, norm_axis, rank
 
@@ -71,9 +72,14 @@ def window_pads(n: OnnxNode, spatial, kernel, strides, dilations) -> tuple[list,
 
 def _spatial(b: Builder, n: OnnxNode, x, what: str) -> int:
     r = rank(x)
-    if r not in (3, 4):
-        raise Unsupported(f"{r - 2}-D {what} (Lamina has 1-D and 2-D)")
+    if r not in (3, 4, 5):
+        raise Unsupported(f"{r - 2}-D {what} (Lamina has 1-D, 2-D and 3-D)")
     return r - 2
+
+
+def _op(name: str, k: int) -> str:
+    """The registry's operator for `k` spatial axes: 1-D runs as 2-D over a unit height."""
+    return name.replace("2d", "3d") if k == 3 else name
 
 
 def _to_2d(b: Builder, x):
@@ -89,18 +95,18 @@ def Conv(b: Builder, n: OnnxNode, x, w, bias=None):
     begins, ends = window_pads(n, x.shape[2:], kernel, strides, dil)
     if k == 1:
         strides, dil, begins, ends = [1, *strides], [1, *dil], [0, *begins], [0, *ends]
-    y = b.call("conv2d", _to_2d(b, x), _to_2d(b, w), *([] if bias is None else [bias]),
+    y = b.call(_op("conv2d", k), _to_2d(b, x), _to_2d(b, w), *([] if bias is None else [bias]),
                stride=strides, dilation=dil, pad=[*begins, *ends], groups=n.get("group", 1))
     return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
 
 
 @handler
 def ConvTranspose(b: Builder, n: OnnxNode, x, w, bias=None):
-    """The registry's transposed convolution, conv2d_grad_input (conv2d's gradient with
-    respect to its input takes ConvTranspose's weight layout [C_in, C_out/groups, kh, kw]),
-    plus the bias; where the output reaches past what that operator allows (negative pads,
-    output padding of a stride or more), the textbook identity instead: conv2d of the input
-    spread out by the stride and padded by the kernel's reach, the kernel flipped."""
+    """The registry's transposed convolution, conv2d/3d_grad_input (the gradient with
+    respect to the input takes ConvTranspose's weight layout [C_in, C_out/groups, kh, kw]),
+    plus the bias, any output padding (frontends/windows.py); with negative pads, the
+    textbook identity instead: a convolution of the input spread out by the stride and
+    padded by the kernel's reach, the kernel flipped."""
     k = _spatial(b, n, x, "transposed convolution")
     g = n.get("group", 1)
     kernel = list(w.shape[2:])
@@ -111,43 +117,36 @@ def ConvTranspose(b: Builder, n: OnnxNode, x, w, bias=None):
         x, w = _to_2d(b, x), _to_2d(b, w)
         kernel, s, d = [1, *kernel], [1, *s], [1, *d]
         outpad, begins, ends = [0, *outpad], [0, *begins], [0, *ends]
-    nb = x.shape[0]
-    if min(begins + ends) >= 0 and all(o < st for o, st in zip(outpad, s)):
-        out = [(x.shape[2 + i] - 1) * s[i] - begins[i] - ends[i] + d[i] * (kernel[i] - 1) + 1
-               + outpad[i] for i in range(2)]
-        channels = w.shape[1] * g
-        y = b.call("conv2d_grad_input", x, w, stride=s, pad=[*begins, *ends], dilation=d,
-                   groups=g, shape=(nb, channels, *out))
-        if bias is not None:
-            y = b.call("add", y, b.reshape(bias, (channels, 1, 1)))
+    if min(begins + ends) >= 0:
+        y = conv_transpose(b, x, w, bias, s, begins, ends, outpad, d, g)
         return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
     return _convtranspose_by_conv(b, x, w, bias, g, kernel, s, d, outpad, begins, ends, k)
 
 
 def _convtranspose_by_conv(b, x, w, bias, g, kernel, s, d, outpad, begins, ends, k):
-    nb, c, h, wd = x.shape
-    if s != [1, 1]:  # zeros between elements: [N,C,H,1,W,1] padded to [N,C,H,sh,W,sw]
-        x = b.reshape(x, (nb, c, h, 1, wd, 1))
-        x = b.call("pad", x, pads=[0] * 6 + [0, 0, 0, s[0] - 1, 0, s[1] - 1])
-        x = b.reshape(x, (nb, c, h * s[0], wd * s[1]))
-        extra = [s[0] - 1, s[1] - 1]  # trailing zeros past the last element: cropped below
-    else:
-        extra = [0, 0]
+    nb, c, *size = x.shape
+    r = len(size)
+    if any(st != 1 for st in s):  # zeros between elements: [N,C,H,1,W,1] -> [N,C,H,sh,W,sw]
+        x = b.reshape(x, (nb, c, *(v for n_ in size for v in (n_, 1))))
+        x = b.call("pad", x, pads=[0] * (2 + 2 * r) + [0, 0, *(v for st in s
+                                                                for v in (0, st - 1))])
+        x = b.reshape(x, (nb, c, *(n_ * st for n_, st in zip(size, s))))
+    extra = [st - 1 for st in s]  # trailing zeros past the last element: cropped below
     reach = [dd * (kk - 1) for dd, kk in zip(d, kernel)]
-    pads = [reach[0] - begins[0], reach[1] - begins[1],
-            reach[0] - ends[0] + outpad[0] - extra[0], reach[1] - ends[1] + outpad[1] - extra[1]]
+    pads = [reach[i] - begins[i] for i in range(r)] + \
+        [reach[i] - ends[i] + outpad[i] - extra[i] for i in range(r)]
     if any(pads):
         lo = [min(p, 0) for p in pads]
-        if any(lo):  # negative: crop first (conv2d pads are never negative)
-            x = b.call("pad", x, pads=[0, 0, lo[0], lo[1], 0, 0, lo[2], lo[3]])
+        if any(lo):  # negative: crop first (convolution pads are never negative)
+            x = b.call("pad", x, pads=[0, 0, *lo[:r], 0, 0, *lo[r:]])
         pads = [max(p, 0) for p in pads]
     cin, cout_g = w.shape[:2]
     wf = b.reshape(w, (g, cin // g, cout_g, *kernel))
-    wf = b.call("transpose", wf, perm=(0, 2, 1, 3, 4))
+    wf = b.call("transpose", wf, perm=(0, 2, 1, *range(3, 3 + r)))
     wf = b.reshape(wf, (g * cout_g, cin // g, *kernel))
-    wf = b.call("slice", wf, starts=[kernel[0] - 1, kernel[1] - 1], ends=[-kernel[0] - 1,
-                -kernel[1] - 1], axes=[2, 3], steps=[-1, -1])
-    y = b.call("conv2d", x, wf, *([] if bias is None else [bias]), stride=(1, 1),
+    wf = b.call("slice", wf, starts=[kk - 1 for kk in kernel], ends=[-kk - 1 for kk in kernel],
+                axes=list(range(2, 2 + r)), steps=[-1] * r)
+    y = b.call(_op("conv2d", k), x, wf, *([] if bias is None else [bias]), stride=(1,) * r,
                dilation=d, pad=pads, groups=g)
     return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
 
@@ -190,11 +189,10 @@ def _pool(b: Builder, n: OnnxNode, x, op: str, **extra):
             raise Unsupported("average pooling with pads over half the kernel that are not "
                               "counted")
         fill = -np.inf if op == "max_pool2d" else 0.0
-        x4 = b.call("pad", x4, pads=[0, 0, begins[0], begins[1], 0, 0, ends[0], ends[1]],
-                    value=fill)
-        pad = [0, 0, 0, 0]
-    y = b.call(op, x4, kernel=kernel, stride=strides, pad=pad, dilation=dil, ceil_mode=ceil,
-               **extra)
+        x4 = b.call("pad", x4, pads=[0, 0, *begins, 0, 0, *ends], value=fill)
+        pad = [0] * len(pad)
+    y = b.call(_op(op, k), x4, kernel=kernel, stride=strides, pad=pad, dilation=dil,
+               ceil_mode=ceil, **extra)
     return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
 
 

@@ -1,4 +1,4 @@
-"""Neural-network ATen operators: matrix products, convolution (1-D and 2-D, transposed
+"""Neural-network ATen operators: matrix products, convolution (1-D, 2-D and 3-D, transposed
 too), pooling (adaptive included), normalisation, upsampling, and reductions.
 
 A linear layer reaches the exported program as `addmm(bias, x, permute(weight, [1, 0]))`;
@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ...op_table import along
+from ...windows import adaptive_pool, conv_transpose
 from .common import (
     Builder,
     TorchNode,
@@ -67,20 +68,25 @@ alias("matmul", bmm)
 
 # ---- convolution -----------------------------------------------------------------------------
 def _to_2d(b: Builder, x, k: int):
-    """[N, C, L] as [N, C, 1, L] for a 1-D window operator; 2-D inputs pass through."""
-    if k == 2:
+    """[N, C, L] as [N, C, 1, L] for a 1-D window operator; 2-D and 3-D inputs pass through."""
+    if k != 1:
         return x
     return b.reshape(x, (*x.shape[:2], 1, x.shape[2]))
 
 
 def _from_2d(b: Builder, y, k: int):
-    return y if k == 2 else b.reshape(y, (*y.shape[:2], y.shape[3]))
+    return y if k != 1 else b.reshape(y, (*y.shape[:2], y.shape[3]))
 
 
 def _spatial(x, what: str) -> int:
-    if rank(x) not in (3, 4):
-        raise Unsupported(f"{rank(x) - 2}-D {what} (Lamina has 1-D and 2-D)")
+    if rank(x) not in (3, 4, 5):
+        raise Unsupported(f"{rank(x) - 2}-D {what} (Lamina has 1-D, 2-D and 3-D)")
     return rank(x) - 2
+
+
+def _op(name: str, k: int) -> str:
+    """The registry's operator for `k` spatial axes (1-D runs as 2-D over a unit height)."""
+    return name.replace("2d", "3d") if k == 3 else name
 
 
 @handler
@@ -92,21 +98,12 @@ def convolution(b: Builder, n: TorchNode, x, w, bias, stride, padding, dilation,
         s, p, d = [1, *s], [0, *p], [1, *d]
     x, w = _to_2d(b, x, k), _to_2d(b, w, k)
     if not transposed:
-        y = b.call("conv2d", x, w, *([] if bias is None else [bias]), stride=s, pad=[*p, *p],
-                   dilation=d, groups=int(groups))
+        y = b.call(_op("conv2d", k), x, w, *([] if bias is None else [bias]), stride=s,
+                   pad=[*p, *p], dilation=d, groups=int(groups))
         return _from_2d(b, y, k)
-    # a transposed convolution is conv2d's gradient with respect to its input, whose
-    # weight layout [C_in, C_out/groups, kh, kw] it shares
     op = ints(output_padding, k)
     op = [0, *op] if k == 1 else op
-    kernel = w.shape[2:]
-    out = [(x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (kernel[i] - 1) + 1 + op[i]
-           for i in range(2)]
-    channels = w.shape[1] * int(groups)
-    y = b.call("conv2d_grad_input", x, w, stride=s, pad=[*p, *p], dilation=d,
-               groups=int(groups), shape=(x.shape[0], channels, *out))
-    if bias is not None:
-        y = b.call("add", y, b.reshape(bias, (channels, 1, 1)))
+    y = conv_transpose(b, x, w, bias, s, p, p, op, d, int(groups))  # see frontends/windows.py
     return _from_2d(b, y, k)
 
 
@@ -125,7 +122,7 @@ def max_pool2d_with_indices(b: Builder, n: TorchNode, x, kernel_size, stride=(),
                             dilation=1, ceil_mode=False):
     k = _spatial(x, "pooling")
     kernel, s, pad, d = _window(kernel_size, stride, padding, dilation, k)
-    y = b.call("max_pool2d", _to_2d(b, x, k), kernel=kernel, stride=s, pad=pad, dilation=d,
+    y = b.call(_op("max_pool2d", k), _to_2d(b, x, k), kernel=kernel, stride=s, pad=pad, dilation=d,
                ceil_mode=bool(ceil_mode))
     return _from_2d(b, y, k), None  # the indices are not built: a read of them is reported
 
@@ -144,44 +141,31 @@ def avg_pool2d(b: Builder, n: TorchNode, x, kernel_size, stride=(), padding=0, c
         raise Unsupported("avg_pool2d with divisor_override")
     k = _spatial(x, "pooling")
     kernel, s, pad, _ = _window(kernel_size, stride, padding, 1, k)
-    y = b.call("avg_pool2d", _to_2d(b, x, k), kernel=kernel, stride=s, pad=pad,
+    y = b.call(_op("avg_pool2d", k), _to_2d(b, x, k), kernel=kernel, stride=s, pad=pad,
                ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
     return _from_2d(b, y, k)
 
 
 alias("avg_pool1d", avg_pool2d)
+alias("max_pool3d_with_indices", max_pool2d_with_indices)
+alias("max_pool3d", max_pool2d)
+alias("avg_pool3d", avg_pool2d)
 
 
-def _adaptive_matrix(size: int, out: int) -> np.ndarray:
-    """Row i averages input [floor(i*size/out), ceil((i+1)*size/out)), as torch does."""
-    m = np.zeros((out, size))
-    for i in range(out):
-        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
-        m[i, lo:hi] = 1.0 / (hi - lo)
-    return m
+def _adaptive(k: int, kind: str):
+    """aten's adaptive pools over the last k axes, torch's windows for any output size (see
+    frontends/adaptive.py); the max pools' indices are not built."""
+
+    def fn(b: Builder, n: TorchNode, x, output_size):
+        y = adaptive_pool(b, x, ints(output_size, k), kind)
+        return y if kind == "avg" else (y, None)
+
+    return fn
 
 
-@handler
-def _adaptive_avg_pool2d(b: Builder, n: TorchNode, x, output_size):
-    out = ints(output_size, 2)
-    h, w = x.shape[-2:]
-    if out == [1, 1] and rank(x) == 4:
-        return b.call("global_avg_pool", x)
-    if h % out[0] == 0 and w % out[1] == 0 and rank(x) == 4:
-        kernel = [h // out[0], w // out[1]]
-        return b.call("avg_pool2d", x, kernel=kernel, stride=kernel)
-    y = x
-    for axis, (size, o) in zip((rank(x) - 2, rank(x) - 1), zip((h, w), out)):
-        if size != o:
-            y = along(b, y, axis, _adaptive_matrix(size, o))
-    return y
-
-
-@handler
-def _adaptive_avg_pool1d(b: Builder, n: TorchNode, x, output_size):
-    out = ints(output_size)[0]
-    return x if x.shape[-1] == out else along(b, x, rank(x) - 1,
-                                              _adaptive_matrix(x.shape[-1], out))
+for _k in (1, 2, 3):
+    alias(f"_adaptive_avg_pool{_k}d", _adaptive(_k, "avg"))
+    alias(f"adaptive_max_pool{_k}d", _adaptive(_k, "max"))
 
 
 # ---- upsampling ------------------------------------------------------------------------------
