@@ -318,7 +318,8 @@ _rnn_case("LSTM", 4, "input-forget-activations", input_forget=1,
           activations=["HardSigmoid", "Softsign", "Tanh"], activation_alpha=[0.3],
           activation_beta=[0.4])
 
-# operators imported through the function ONNX defines them by (no entry in the table)
+# operators ONNX defines as functions: Celu and MeanVarianceNormalization go through the
+# function; ThresholdedRelu, Shrink and GroupNormalization have table entries (ops/misc.py)
 for op, attrs, opset in [("Celu", {"alpha": 0.7}, 12), ("ThresholdedRelu", {"alpha": 0.3}, 10),
                          ("Shrink", {"lambd": 0.4, "bias": 0.1}, 9),
                          ("MeanVarianceNormalization", {}, 13)]:
@@ -409,6 +410,9 @@ def _registry_cases():
             marks = [pytest.mark.skip(reason="training-mode batch norm imports for inference")]
         if c.op == "max_pool2d_grad":  # a gradient: no forward ONNX operator
             marks = [pytest.mark.skip(reason="its ONNX peer uses MaxPool's indices")]
+        if c.op in ("quantize", "dequantize", "qlinear", "qconv2d"):
+            marks = [pytest.mark.skip(reason="importing quantized ONNX models (QDQ, "
+                                      "MatMulInteger, ConvInteger) is issue 17's open part")]
         yield pytest.param(c, id=c.id, marks=marks)
 
 
@@ -424,18 +428,18 @@ def test_registry_case_imports(c):
 
 # ---- errors and warnings -------------------------------------------------------------------
 def test_unsupported_operators_are_all_listed():
-    m = model([N("Relu", ["x"], ["a"]), N("Det", ["a"], ["b"], name="det1"),
-               N("Unique", ["b"], ["c", "idx"], name="uniq"),
-               N("Det", ["c"], ["d"], name="det2"),
+    m = model([N("Relu", ["x"], ["a"]), N("TfIdfVectorizer", ["a"], ["b"], name="tfidf1"),
+               N("Multinomial", ["b"], ["c"], name="draw"),
+               N("TfIdfVectorizer", ["c"], ["d"], name="tfidf2"),
                N("Cos", ["d"], ["y"], name="cos")], {"x": U})
     with pytest.raises(OnnxImportError) as e:
         load_onnx(m)
     msg = str(e.value)
-    assert "(Det, Unique)" in msg
-    for name in ("det1", "uniq", "det2"):
+    assert "(Multinomial, TfIdfVectorizer)" in msg
+    for name in ("tfidf1", "draw", "tfidf2"):
         assert f"'{name}'" in msg
     assert {(op, name) for op, name, _ in e.value.unsupported} == {
-        ("Det", "det1"), ("Unique", "uniq"), ("Det", "det2")}
+        ("TfIdfVectorizer", "tfidf1"), ("Multinomial", "draw"), ("TfIdfVectorizer", "tfidf2")}
     assert isinstance(e.value, ir.LaminaError)
     m = model([N("Cos", ["x"], ["y"], name="cos")], {"x": U})  # Cos folds constants only
     with pytest.raises(OnnxImportError, match=r"Cos \(node 'cos'\): input 0 of Cos is "
@@ -444,12 +448,12 @@ def test_unsupported_operators_are_all_listed():
 
 
 def test_unsupported_attribute_and_dtype_name_the_node():
-    m = model([N("Conv", ["x", "w"], ["y"], name="conv3d")], {"x": randn(1, 2, 3, 3, 3)},
-              inits={"w": randn(1, 2, 1, 1, 1)})
-    with pytest.raises(OnnxImportError, match=r"conv3d.*3-D convolution"):
+    m = model([N("Conv", ["x", "w"], ["y"], name="conv4d")], {"x": randn(1, 2, 3, 3, 3, 3)},
+              inits={"w": randn(1, 2, 1, 1, 1, 1)})
+    with pytest.raises(OnnxImportError, match=r"conv4d.*4-D convolution"):
         load_onnx(m)
-    m = model([N("Relu", ["x"], ["y"])], {"x": randn(3).astype(np.float16)})
-    with pytest.raises(OnnxImportError, match=r"input 'x' has element type float16"):
+    m = model([N("Relu", ["x"], ["y"])], {"x": np.zeros(3, np.complex64)})
+    with pytest.raises(OnnxImportError, match=r"input 'x' has element type complex64"):
         load_onnx(m)
 
 
@@ -543,6 +547,15 @@ KNOWN = {  # case -> why Lamina's answer differs from the stored one
                      "test_resize_downsample_scales_cubic_align_corners"],
                     "align_corners with a fractional output length: onnx's reference divides "
                     "by the fractional length, onnxruntime (and Lamina) by the integer one"),
+    **dict.fromkeys(["test_dft_inverse", "test_dft_inverse_opset19"],
+                    "the stored imaginary parts that are exactly 0 hold numpy's FFT rounding "
+                    "(1.9e-7), past the case's atol of 1e-7; Lamina's are within 1e-14"),
+    "test_onehot_out_of_range_indices":
+        "the registry's one_hot refuses indices outside [-depth, depth); ONNX gives them a row "
+        "of off values",
+    "test_maxunpool_export_with_output_shape":
+        "onnx's reference reads the indices in the inferred shape and pads it to "
+        "output_shape; onnxruntime, torch (and Lamina) read them in output_shape",
 }
 
 
@@ -552,16 +565,22 @@ def _tensor(t):
     return np.asarray(t) if isinstance(t, np.generic) else t
 
 
-def _with_constant_inputs(m, inputs):
+# operators whose output shape depends on their input values: Lamina (static shapes)
+# computes them at import time, so their cases run with every input fixed
+DATA_DEPENDENT = {"NonZero", "NonMaxSuppression", "Unique", "Compress", "Range", "OneHot",
+                  "MelWeightMatrix"}
+
+
+def _with_constant_inputs(m, inputs, every=False):
     """The node cases feed axes, pads, shapes, repeats and Resize's scales as graph inputs;
     Lamina compiles static shapes, so where the importer needs them constant, the 0-D and
     1-D integer inputs and Resize's `scales` and `roi` become initialisers (the same model
-    with those inputs fixed to the case's values)."""
+    with those inputs fixed to the case's values); with `every`, all inputs do."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(m)
     kept = []
     for i, a in zip(m.graph.input, inputs):
-        if a.ndim <= 1 and (a.dtype.kind in "iu" or i.name in ("scales", "roi")):
+        if every or (a.ndim <= 1 and (a.dtype.kind in "iu" or i.name in ("scales", "roi"))):
             fixed.graph.initializer.append(numpy_helper.from_array(a, i.name))
         else:
             kept.append(a)
@@ -579,14 +598,21 @@ def _import_case(m, inputs):
             except OnnxImportError as e:
                 if not any("computed at run time" in u[2] for u in e.unsupported):
                     raise
-            m, inputs = _with_constant_inputs(m, inputs)
-            return load_onnx(m, [a.shape for a in inputs]), inputs
+            fixed, kept = _with_constant_inputs(m, inputs)
+            try:
+                return load_onnx(fixed, [a.shape for a in kept]), kept
+            except OnnxImportError as e:
+                if not e.unsupported or any(u[0] not in DATA_DEPENDENT or "computed at run "
+                                            "time" not in u[2] for u in e.unsupported):
+                    raise
+            m, inputs = _with_constant_inputs(m, inputs, every=True)
+            return load_onnx(m, []), inputs
     except OnnxImportWarning as w:
         pytest.skip(f"training mode: {w}")
     except OnnxImportError as e:
         if e.unsupported and len(e.unsupported) == len(e.problems):
-            pytest.skip("unsupported: " + "; ".join(f"{op}: {why}" for op, _, why in
-                                                    e.unsupported))
+            pytest.skip("unsupported: " + "; ".join(name if op == "<input>" else f"{op}: {why}"
+                                                    for op, name, why in e.unsupported))
         raise
 
 
@@ -635,6 +661,20 @@ def test_onnx_node_conformance(c):
 def test_node_conformance_selection():
     """Most node cases use operators in the table (the rest are listed in the report)."""
     assert len(NODE_CASES) > 1000 and NODE_TOTAL > 1500
+
+
+NODE_PASS_FLOOR = 1487  # node cases passing when last measured: raise it as more pass
+
+
+def test_node_conformance_pass_count():
+    """No fewer node cases pass than when last measured (docs/ONNX_CONFORMANCE.md lists the
+    cases that do not, by reason). It runs them itself, as the report does: the count then
+    holds whatever other tests a session selects and however they are spread over workers."""
+    from .onnx_conformance import outcome
+
+    passed = sum(outcome(c)[0] == "pass" for c in NODE_CASES)
+    assert passed >= NODE_PASS_FLOOR, \
+        f"{passed}/{NODE_TOTAL} node cases pass, fewer than {NODE_PASS_FLOOR}"
 
 
 def _data_dirs():

@@ -80,7 +80,8 @@ class OnnxNode:
 # operation runs in float32 (its results are float32's, rounded once to float16 at the end:
 # closer to exact than a float16 run, so not bit-equal to one).
 WIDER = {"float16": np.float32, "bfloat16": np.float32, "int8": np.int32,
-         "uint8": np.int32, "int16": np.int32, "uint16": np.int32, "uint32": np.int64}
+         "uint8": np.int32, "int16": np.int32, "uint16": np.int32, "uint32": np.int64,
+         "uint64": np.int64}  # (values past 2**63 wrap: stated in docs/ONNX_CONFORMANCE.md)
 
 
 def widened(dt: np.dtype | None) -> np.dtype | None:

@@ -1,6 +1,7 @@
-"""The ONNX operator table: one function per ONNX operator, named like it, by family."""
+"""The ONNX operator table: one function per ONNX operator, named like it, by family (each
+family module registers its functions when imported)."""
 
-from . import elementwise, nn, resize, rnn, shape  # noqa: F401  (each family registers)
+from . import elementwise, misc, nn, resize, rnn, shape, signal, vision  # noqa: F401
 from .common import HANDLERS
 
 __all__ = ["HANDLERS"]
