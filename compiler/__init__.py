@@ -14,6 +14,8 @@ from .frontends.onnx import OnnxExportError, OnnxImportError, OnnxImportWarning
 from .frontends.torch import TorchImportError, TorchImportWarning
 from .frontends.torch import from_torch as _from_torch
 from .frontends.tracing import Tensor, TraceError
+from .quantize import QuantizationReport
+from .quantize import quantize as _quantize
 from .tools import bisection as _bisection
 from .tools import profiler as _profiler
 from .tools.bisection import BisectReport
@@ -51,12 +53,15 @@ bisect = public(_bisection.bisect, model="any")
 profile = public(_profiler.profile, model="any")
 format_profile = public(_profiler.format_profile)
 load = public(_artifact.load)  # a saved compiled model (fn.save); never imports LLVM
+quantize = public(_quantize, model="any")  # post-training int8 (compiler/quantize.py)
 
 __all__ = ["BisectReport", "LaminaWarning", "MissingDependencyError", "OnnxExportError",
            "OnnxImportError", "OnnxImportWarning", "OptionError", "OptionTypeError",
+           "QuantizationReport",
            "ReferenceModel", "Tensor", "TraceError", "TrainStep", "TrainingError",
            "TrainingModeWarning", "__version__", "bisect", "compile", "compile_training",
-           "format_profile", "functional", "load_onnx", "nn", "optim", "profile", "save_onnx",
+           "format_profile", "functional", "load_onnx", "nn", "optim", "profile", "quantize",
+           "save_onnx",
            "to_graph", "trace"]
 __all__ += ["TorchImportError", "TorchImportWarning", "from_torch"]
 __all__ += ["ArtifactError", "load"]

@@ -17,6 +17,11 @@ DTYPES: dict[str, np.dtype] = {
     "i32": np.dtype(np.int32),
     "i64": np.dtype(np.int64),
     "bool": np.dtype(np.bool_),
+    # 8-bit integers: the storage of quantized tensors (ir/ops/quant.py). Not in INTS, so
+    # operators wanting floats or i32/i64 (indices, shapes) refuse them; the LLVM backend
+    # computes u8 only in the lowerings written for it (backends/llvm/registry.U8_LOWERINGS).
+    "i8": np.dtype(np.int8),
+    "u8": np.dtype(np.uint8),
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
 FLOATS = ("f32", "f64")

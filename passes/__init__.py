@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (importing a pass module registers the pass)
     eliminate_identities,
     fold_batch_norm,
     fold_constants,
+    fold_quantized,
     fuse_conv_activation,
     fuse_elementwise,
     fuse_linear_activation,

@@ -2,7 +2,9 @@
 
 O0 runs nothing (the graph is only copied and verified). O1 removes what inference does not
 need without changing any number. O2 adds batch-norm folding (approximate, see its
-contract) and conv/linear epilogue fusion. O3 also fuses elementwise regions.
+contract), conv/linear epilogue fusion, and first the folding of quantize/dequantize pairs
+into integer operators (approximate: within one quantization step). O3 also fuses
+elementwise regions.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ _CLEANUP = ["eliminate_dropout", "eliminate_identities", "fold_constants",
 PIPELINES: dict[str, list[str]] = {
     "O0": [],
     "O1": _CLEANUP,
-    "O2": [*_CLEANUP, "fold_batch_norm", "fuse_conv_activation", "fuse_linear_activation",
-           "eliminate_dead_code"],
-    "O3": [*_CLEANUP, "fold_batch_norm", "fuse_conv_activation", "fuse_linear_activation",
-           "fuse_elementwise", "eliminate_dead_code"],
+    # fold_quantized first: fold_constants would turn a quantized weight's dequantize
+    # back into a float weight
+    "O2": ["fold_quantized", *_CLEANUP, "fold_batch_norm", "fuse_conv_activation",
+           "fuse_linear_activation", "eliminate_dead_code"],
+    "O3": ["fold_quantized", *_CLEANUP, "fold_batch_norm", "fuse_conv_activation",
+           "fuse_linear_activation", "fuse_elementwise", "eliminate_dead_code"],
 }
 
 

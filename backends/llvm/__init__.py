@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (they register their lowerings)
     dropout,
     elementwise,
     fused,
+    int8,
     linalg,
     loss,
     nn,

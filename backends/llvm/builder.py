@@ -17,8 +17,10 @@ I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 VOID = ir.VoidType()
-SCALARS = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8}
-ITEMSIZE = {"f32": 4, "f64": 8, "i32": 4, "i64": 8, "bool": 1}
+# u8 is an LLVM i8 too: the operations that differ (extension, conversion, comparison) are
+# chosen by the IR dtype in the lowerings that accept it (registry.U8_LOWERINGS)
+SCALARS = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8, "i8": I8, "u8": I8}
+ITEMSIZE = {"f32": 4, "f64": 8, "i32": 4, "i64": 8, "bool": 1, "i8": 1, "u8": 1}
 
 
 def scalar_type(dtype: str) -> ir.Type:

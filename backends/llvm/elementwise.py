@@ -108,12 +108,13 @@ def convert(b: KBuilder, x, src: str, dst: str):
         nz = (b.fcmp_unordered("!=", x, const(x.type, 0)) if is_float(x.type)
               else b.icmp_unsigned("!=", x, const(x.type, 0)))
         return b.zext(nz, to)
-    if src == "bool":
-        return b.uitofp(x, to) if dst in ("f32", "f64") else b.zext(x, to)
+    if src in ("bool", "u8"):  # unsigned: zero-extended
+        return b.uitofp(x, to) if dst in ("f32", "f64") else \
+            b.zext(x, to) if ITEMSIZE[dst] > 1 else x
     if src in ("f32", "f64") and dst in ("f32", "f64"):
         return b.fpext(x, to) if dst == "f64" else b.fptrunc(x, to)
     if src in ("f32", "f64"):
-        return b.fptosi(x, to)
+        return b.fptoui(x, to) if dst == "u8" else b.fptosi(x, to)
     if dst in ("f32", "f64"):
         return b.sitofp(x, to)
     return b.sext(x, to) if ITEMSIZE[dst] > ITEMSIZE[src] else b.trunc(x, to)

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     fused,
     loss,
     nn,
+    quant,
     recurrent,
     reduce,
     shape,

@@ -406,3 +406,5 @@ def by_op() -> dict[str, list[Case]]:
         out[c.op].append(c)
     return out
 
+
+from . import cases_int8  # noqa: E402, F401  (registers the quantized operators' cases)

@@ -105,7 +105,7 @@ def test_dump_print_after_changed_and_all(tmp_path):
     out = ok(lamina("dump", TINY, "-O", "3", "--print-after-changed", cwd=tmp_path))
     headers = [line for line in out.splitlines() if line.startswith("# ---- ")]
     assert headers[0] == "# ---- IR before any pass ----" and len(headers) == 4
-    assert headers[1].startswith("# ---- IR after 06 fold_batch_norm (")
+    assert headers[1].startswith("# ---- IR after 07 fold_batch_norm (")  # after fold_quantized
     out = ok(lamina("dump", TINY, "-O", "1", "--print-after-all", cwd=tmp_path))
     assert out.count("# ---- IR after ") == len(passes.pipeline(1))
 
@@ -113,12 +113,12 @@ def test_dump_print_after_changed_and_all(tmp_path):
 def test_dump_dir_writes_a_file_per_changing_pass(tmp_path):
     out = ok(lamina("dump", TINY, "-O", "3", "--dump-dir", "dumps", cwd=tmp_path))
     files = sorted(p.name for p in (tmp_path / "dumps").iterdir())
-    assert files == ["00-input.ir", "06-fold_batch_norm.ir", "07-fuse_conv_activation.ir",
-                     "09-fuse_elementwise.ir", "stats.txt"]
+    assert files == ["00-input.ir", "07-fold_batch_norm.ir", "08-fuse_conv_activation.ir",
+                     "10-fuse_elementwise.ir", "stats.txt"]  # 01 is fold_quantized
     stats = (tmp_path / "dumps/stats.txt").read_text()
     assert "fold_batch_norm" in stats and "conv2d=1" in stats and "total" in stats
     assert stats.strip() in out
-    last = (tmp_path / "dumps/09-fuse_elementwise.ir").read_text()
+    last = (tmp_path / "dumps/10-fuse_elementwise.ir").read_text()
     text = "\n".join(line for line in last.splitlines() if not line.startswith("#"))
     assert ir.parse(text) is not None
 

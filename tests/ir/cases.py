@@ -122,6 +122,7 @@ def _load() -> None:
         cases_elementwise,
         cases_fused,
         cases_nn,
+        cases_quant,
         cases_recurrent,
         cases_shape,
         cases_volumetric,

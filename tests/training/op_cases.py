@@ -69,6 +69,8 @@ NON_DIFFERENTIABLE = {
                          "sees the operators of its body",
     **dict.fromkeys(("lstm", "gru", "rnn"), "inference op from ONNX import; compiler.nn.LSTM "
                     "traces to differentiable cells"),
+    **dict.fromkeys(("quantize", "dequantize", "qlinear", "qconv2d"), "post-training "
+                    "quantization: integer (u8/i8/i32) operands or results, inference only"),
 }
 
 # Operators whose rule gives no gradient on purpose (not by calculus, so finite differences

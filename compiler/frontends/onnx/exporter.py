@@ -21,7 +21,7 @@ import ir
 from ir.ops import registry
 from ir.ops.registry import attr_key
 
-from . import export_ops  # noqa: F401  (the exporter functions register)
+from . import export_ops, export_quant  # noqa: F401  (the exporter functions register)
 from .emitter import DEFAULT_OPSET, EXPORTERS, Exporter, OnnxExportError, onnx_dtype
 
 
