@@ -33,6 +33,7 @@ import math
 import mmap
 import os
 import platform
+import queue
 import shutil
 import subprocess
 import sys
@@ -354,46 +355,112 @@ def _check_host(meta: dict, path: Path) -> None:
 
 
 # ---- running ---------------------------------------------------------------------------------
+CANARY = 256  # bytes after an arena that the code must never touch (arena_canary_intact)
+
+
+def new_arena(nbytes: int) -> tuple[np.ndarray, int]:
+    """A zeroed byte buffer and the address of its first ALIGN-aligned byte; CANARY bytes
+    of 0xA5 follow the `nbytes` bytes the code may use."""
+    raw = np.zeros(nbytes + ALIGN + CANARY, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    raw[start + nbytes:] = 0xA5
+    return raw, raw.ctypes.data + start
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return cpus or os.cpu_count() or 1
+
+
+class _Arena:
+    """What one call needs of its own: an arena and the io table of pointers."""
+
+    __slots__ = ("address", "buf", "io")
+
+    def __init__(self, nbytes: int, n_io: int):
+        self.buf, address = new_arena(nbytes)
+        self.address = ctypes.c_void_p(address)
+        self.io = (ctypes.c_void_p * max(1, n_io))()
+
+
 class NativeCall:
     """The call contract of `lamina_main(io, weights, arena)`, shared by the JIT-compiled
     model (backends.llvm.CompiledModel) and the loaded one (LoadedModel): inputs checked,
-    outputs new arrays, one foreign call, calls serialised by a lock around the one arena."""
+    outputs new arrays, one foreign call (ctypes releases the GIL during it).
 
-    def _bind(self, graph: ir.Graph, fn, tables: list[np.ndarray], arena: int,
+    Calls may come from many threads at once: each runs in an arena (and io table) of its
+    own, taken from a free list and given back after the call. A caller that finds none
+    free allocates another while fewer than `max_concurrent_calls` exist (default: the CPUs
+    this process may use; more calls at once than cores only cost memory), otherwise waits
+    for one. Weights and compile-time arrays are only read, so they are shared."""
+
+    def _bind(self, graph: ir.Graph, fn, tables: list[np.ndarray], arena_bytes: int,
               errors) -> None:
         self._fn, self._errors = fn, list(errors)
         self._keep = tables  # the code holds raw pointers to these
         self._weights = (ctypes.c_void_p * max(1, len(tables)))(
             *[a.ctypes.data for a in tables])
-        self._arena = ctypes.c_void_p(arena)
         self._out_types = [(v.type.shape, v.type.np_dtype) for v in graph.outputs]
         self._n_in = len(graph.inputs)
-        self._io = (ctypes.c_void_p * max(1, self._n_in + len(self._out_types)))()
-        self._lock = threading.Lock()
+        self._n_io = self._n_in + len(self._out_types)
+        self.arena_bytes = arena_bytes
+        self.max_concurrent_calls = available_cpus()
+        self._grow_lock = threading.Lock()
+        self._free: queue.SimpleQueue[_Arena] = queue.SimpleQueue()
+        # the first arena now, so that a model too large for memory fails here, not later
+        self._arenas = [_Arena(arena_bytes, self._n_io)]
+        self._free.put(self._arenas[0])
 
     def __call__(self, *args, **kwargs):
         arrays = check_inputs(self.graph, args, kwargs)
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
-        with self._lock:
-            io_ = self._io
+        arena = self._take()
+        try:
+            io_ = arena.io
             for i, a in enumerate(arrays):
                 if not (a.flags.c_contiguous and a.flags.aligned):
                     a = arrays[i] = np.require(a, requirements="CA")
                 io_[i] = a.ctypes.data
             for i, o in enumerate(outs, self._n_in):
                 io_[i] = o.ctypes.data
-            rc = self._fn(io_, self._weights, self._arena)
+            rc = self._fn(io_, self._weights, arena.address)
+        finally:
+            self._free.put(arena)
         if rc:
             raise ir.LaminaError(self._errors[rc - 1] if 0 < rc <= len(self._errors)
                                  else f"the compiled code failed with status {rc}")
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def _take(self) -> _Arena:
+        """A free arena: one given back, a new one (up to the bound), or the next given
+        back. Every _take is paired with a put in a finally."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._grow_lock:
+            if len(self._arenas) < self.max_concurrent_calls:
+                try:
+                    arena = _Arena(self.arena_bytes, self._n_io)
+                except MemoryError:  # no room for another: wait for one, as at the bound
+                    pass
+                else:
+                    self._arenas.append(arena)
+                    return arena
+        return self._free.get()
+
+    def arena_canary_intact(self) -> bool:
+        """Whether the bytes after every arena still hold their fill (no kernel overran)."""
+        return all(bool(np.all(a.buf[a.address.value - a.buf.ctypes.data + self.arena_bytes:]
+                               == 0xA5)) for a in list(self._arenas))
+
 
 class LoadedModel(NativeCall):
     """A saved compiled model, running from its shared library: the call contract of
-    backends.llvm.CompiledModel (inputs checked, outputs new arrays, one foreign call, calls
-    serialised by a lock around the one arena). Attributes: graph, metadata, fp_mode,
-    num_threads, arena_bytes, path."""
+    backends.llvm.CompiledModel (see NativeCall; concurrent calls each get an arena of
+    their own). Attributes: graph, metadata, fp_mode, num_threads, arena_bytes, path,
+    max_concurrent_calls."""
 
     backend = "llvm"
 
@@ -411,10 +478,7 @@ class LoadedModel(NativeCall):
             raise ArtifactError(f"{path}: its library has no entry point lamina_main") from None
         if meta.get("uses_pool") and self.num_threads > 1:
             _start_pool(self._lib, self.num_threads - 1)
-        raw = np.zeros(self.arena_bytes + ALIGN, np.uint8)
-        self._arena_buf = raw
-        self._bind(graph, self._fn, tables, raw.ctypes.data + (-raw.ctypes.data) % ALIGN,
-                   meta["errors"])
+        self._bind(graph, self._fn, tables, self.arena_bytes, meta["errors"])
 
     def __repr__(self) -> str:
         t = self.metadata["target"]

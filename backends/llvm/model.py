@@ -3,7 +3,7 @@
 It owns the execution engine (so the code stays alive), the weight arrays and compile-time
 arrays its pointers refer to, and the arena. A call checks the inputs, makes them
 contiguous, allocates the outputs and makes one foreign call into `lamina_main`.
-The arena is shared by calls, so calls on one model are serialised by a lock.
+Concurrent calls each take an arena of their own from a pool (artifact.NativeCall).
 """
 
 from __future__ import annotations
@@ -49,16 +49,16 @@ class CompiledModel(artifact.NativeCall):
 
     Attributes: graph (what runs), llvm_ir (the optimised module text, with the FP mode and
     target in its header), asm (the assembly, produced on first access), fp_mode ("strict"
-    or "fast"), num_threads, arena_bytes, target.
+    or "fast"), num_threads, arena_bytes, target, max_concurrent_calls (settable).
 
     Inputs must match the graph's types exactly (InputError otherwise): anything else is
     passed through np.asarray first, so a list of Python floats arrives as f64 and an f32
     model refuses it; non-contiguous or misaligned arrays are copied, read-only ones are
     read in place. Outputs are new arrays on every call, so they never alias an input.
-    Thread safety: the model owns one arena, so concurrent calls of one model are
-    serialised by a lock (about 0.1 us uncontended); calls of different models run in
-    parallel (the shared thread pool takes one job at a time, other callers run theirs
-    on their own thread)."""
+    Thread safety: calls may come from many threads at once, and run at once: each takes
+    an arena of its own from the model's pool (at most `max_concurrent_calls` arenas;
+    further callers wait for one). The shared thread pool takes one parallel loop at a
+    time; a caller that finds it busy runs its loop's tasks on its own thread."""
 
     backend = "llvm"
 
@@ -76,22 +76,26 @@ class CompiledModel(artifact.NativeCall):
             raise ir.LaminaError("the compiled code has no entry point lamina_main")
         weights = [np.ascontiguousarray(graph.weights[name], dtype=v.type.np_dtype)
                    for name, v in graph.params.items()]
-        self._arena_buf, arena = _aligned(arena_bytes)
-        self._bind(graph, _ENTRY(entry), weights + list(cg.extra), arena, cg.errors)
+        self._bind(graph, _ENTRY(entry), weights + list(cg.extra), arena_bytes, cg.errors)
         self._asm: str | None = None
 
     def run_raw(self, addresses, arena: int | None = None) -> int:
         """Run the entry point on raw addresses with no checks and no copies: the inputs',
         then the outputs' (the caller vouches for their sizes and dtypes), and optionally an
-        arena of `arena_bytes` bytes, 64-byte aligned, in place of the model's own. Returns
+        arena of `arena_bytes` bytes, 64-byte aligned, in place of one from the pool. Returns
         the entry's status (0: success). For tests that place buffers between guard pages."""
         n = self._n_in + len(self._out_types)
         if len(addresses) != n:
             raise ir.InputError(f"run_raw takes {n} addresses (inputs, then outputs), got "
                                 f"{len(addresses)}")
         io = (ctypes.c_void_p * max(1, n))(*addresses)
-        with self._lock:
-            return self._fn(io, self._weights, self._arena if arena is None else arena)
+        if arena is not None:
+            return self._fn(io, self._weights, arena)
+        own = self._take()
+        try:
+            return self._fn(io, self._weights, own.address)
+        finally:
+            self._free.put(own)
 
     @property
     def asm(self) -> str:
@@ -142,11 +146,6 @@ class CompiledModel(artifact.NativeCall):
     def calls_thread_pool(self) -> bool:
         """Whether the code calls the thread pool (some phase runs in parallel)."""
         return f"@{runtime.PFOR_NAME}(" in self.llvm_ir
-
-    def arena_canary_intact(self) -> bool:
-        """Whether the bytes after the arena still hold their fill (no kernel overran it)."""
-        start = self._arena.value - self._arena_buf.ctypes.data
-        return bool(np.all(self._arena_buf[start + self.arena_bytes:] == 0xA5))
 
     def kernel_names(self) -> list[str]:
         """Names of the generated functions (phases are named after their operator)."""
@@ -199,15 +198,3 @@ def _parsed(text: str):
     finally:
         context.close()
 
-
-CANARY = 256  # bytes after the arena that the code must never touch (tests check them)
-
-
-def _aligned(nbytes: int, align: int = 64):
-    """A zeroed byte buffer and the address of its first `align`-aligned byte; CANARY bytes
-    of 0xA5 follow the `nbytes` bytes used."""
-    raw = np.zeros(nbytes + align + CANARY, np.uint8)
-    addr = raw.ctypes.data
-    start = (-addr) % align
-    raw[start + nbytes:] = 0xA5
-    return raw, addr + start

@@ -16,6 +16,13 @@ a job's fields after parallel_for has returned.
 
 Idle workers spin for a while (jobs come microseconds apart inside a model) and then sleep
 on the futex. At exit the pool is stopped and joined before the JIT code is freed.
+
+Concurrent callers (several models, or one model called from several Python threads, each
+call in an arena of its own) are safe: the pool runs one job at a time, taken with a
+compare-and-swap on a `busy` word, and a caller that finds it taken runs all its tasks on
+its own thread as worker 0 (results never depend on the split, and per-worker scratch lives
+in the caller's arena). Nothing of a job is touched by anyone but its caller and the
+workers that joined it, and the busy word is released only after they have left.
 """
 
 from __future__ import annotations
@@ -355,7 +362,7 @@ def _parallel_for(m, g, run) -> None:
     fn = llir.Function(m, llir.FunctionType(VOID, [TASK_PTR, PTR, I64, I64]), PFOR_NAME)
     task, ctx, ntasks, nthreads = fn.args
     b = KBuilder(fn.append_basic_block("entry"))
-    nw = b.load(g["nworkers"], typ=I64)
+    nw = _atomic_load(b, g["nworkers"], I64)  # the pool may grow meanwhile (ensure_workers)
     want = b.sub(nthreads, b.i64(1))
     parts = b.select(b.icmp_signed("<", want, nw), want, nw)
     parts = b.select(b.icmp_signed("<", b.sub(ntasks, b.i64(1)), parts),
@@ -419,7 +426,7 @@ def _grow(m, g, worker, threads) -> None:
         slot = b.gep(threads, [b.i64(0), i], source_etype=threads.value_type)
         arg = b.inttoptr(b.add(i, b.i64(1)), PTR)  # worker ids start at 1; 0 is the caller
         b.call(create, [slot, llir.Constant(PTR, None), worker, arg])
-        b.store(b.add(i, b.i64(1)), g["nworkers"])
+        b.store_atomic(b.add(i, b.i64(1)), g["nworkers"], "seq_cst", 8)
     b.ret_void()
 
 

@@ -156,7 +156,7 @@ def threads(calls: int = 2000) -> None:
     # several models at once: they share the thread pool
     bad = _hammer([_job(m, rng) for m in pool_models], calls)
     assert bad == 0, f"{bad} of {3 * calls} concurrent calls of three models were wrong"
-    # one model from four threads at once (its arena is shared), each with its own inputs
+    # one model from four threads at once (an arena per call), each with its own inputs
     for model in (_chain(n=257)[1], pool_models[0]):
         bad = _hammer([_job(model, rng) for _ in range(4)], calls // 2)
         assert bad == 0, f"{bad} wrong results from {model} called by four threads"

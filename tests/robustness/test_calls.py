@@ -5,13 +5,6 @@ test instead of killing pytest."""
 
 from __future__ import annotations
 
-import threading
-
-import numpy as np
-
-from backends import llvm
-from ir import Graph, TensorType
-
 from .isolate import run_isolated
 
 
@@ -32,20 +25,3 @@ def test_repeated_calls_do_not_grow_memory():
     out = run_isolated("from tests.robustness.children import memory; memory()")
     assert "rss growth" in out
 
-
-def test_a_call_waits_for_the_model_lock():
-    """CompiledModel serialises calls of one model with a threading.Lock around the foreign
-    call (it owns one arena). (Its cost, about 0.1 us uncontended, is a benchmark matter:
-    timing it here made the test fail on a loaded machine.)"""
-    g = Graph()
-    g.outputs = [g.call("relu", g.add_input("x", TensorType((16,))))]
-    model = llvm.compile_graph(g, num_threads=1)
-    lock = model._lock
-    done = []
-    with lock:
-        caller = threading.Thread(target=lambda: done.append(model(np.ones(16, np.float32))))
-        caller.start()
-        caller.join(0.2)
-        assert caller.is_alive() and not done
-    caller.join(10)
-    assert len(done) == 1
