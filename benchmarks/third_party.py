@@ -231,9 +231,10 @@ def bench_model(name: str, batches, threads, timing: dict) -> list[dict]:
 
 
 # ---- the driver ---------------------------------------------------------------------------
-def run_worker(name: str, args) -> list[dict]:
-    """Measure one model in a fresh process; a crash becomes an error row per batch."""
-    cmd = [sys.executable, "-m", "benchmarks.third_party", "--worker", name,
+def run_worker(name: str, args, module: str = "benchmarks.third_party") -> list[dict]:
+    """Measure one model in a fresh process (`python -m module --worker name`, with the
+    same --threads, --batch and --quick); a crash becomes an error row per batch."""
+    cmd = [sys.executable, "-m", module, "--worker", name,
            "--threads", args.threads, "--batch", args.batch] + (["--quick"] if args.quick else [])
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as d:
@@ -253,10 +254,11 @@ def run_worker(name: str, args) -> list[dict]:
             for b in args.batch.split(",")]
 
 
-def summary(rows: list[dict], threads) -> tuple[str, dict]:
+def summary(rows: list[dict], threads, others=("ort", "torch")) -> tuple[str, dict]:
+    """Geometric means of the rows' vs_{other}_{n}t ratios (Lamina's time over the other's)."""
     lines, out = [], {}
     for n in threads:
-        for other in ("ort", "torch"):
+        for other in others:
             ratios = [r[f"vs_{other}_{n}t"] for r in rows if f"vs_{other}_{n}t" in r]
             if not ratios:
                 continue
@@ -286,6 +288,21 @@ def columns(threads) -> list[tuple[str, str, str]]:
             ("failed", "error", "s")]
 
 
+def machine_info() -> dict:
+    """The machine, versions (torchvision's too), seed and load before the run; printed."""
+    from .__main__ import _cpu_name, _versions
+
+    info = {"machine": _cpu_name(), "cpus": os.cpu_count(), "versions": _versions(),
+            "seed": SEED, "load_before": os.getloadavg()[0]}
+    with contextlib.suppress(Exception):
+        import importlib.metadata as md
+
+        info["versions"]["torchvision"] = md.version("torchvision")
+    print(f"machine: {info['machine']}, {info['cpus']} cores, load {info['load_before']:.2f}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    return info
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.third_party", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -313,16 +330,7 @@ def main(argv=None):
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
         p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(NAMES)}")
-    from .__main__ import _cpu_name, _versions
-
-    info = {"machine": _cpu_name(), "cpus": os.cpu_count(), "versions": _versions(),
-            "opset": OPSET, "seed": SEED, "load_before": os.getloadavg()[0]}
-    with contextlib.suppress(Exception):
-        import importlib.metadata as md
-
-        info["versions"]["torchvision"] = md.version("torchvision")
-    print(f"machine: {info['machine']}, {info['cpus']} cores, load {info['load_before']:.2f}")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    info = {**machine_info(), "opset": OPSET}
     rows = [r for name in names for r in run_worker(name, args)]
     info["load_after"] = os.getloadavg()[0]
     for r in rows:

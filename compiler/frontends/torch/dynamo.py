@@ -19,6 +19,9 @@ a graph with an operator Lamina cannot lower, run in eager PyTorch with one warn
 says why (naming the operators). Options come through `torch.compile(...,
 options={...})`: opt_level (default 2), backend ("llvm" or "reference") and the backend's
 own options (num_threads, fast_math, ...).
+
+Dynamo itself leaves nn.LSTM and nn.GRU to eager PyTorch (no backend sees them) unless
+`torch._dynamo.config.allow_rnn = True` is set before the first call.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .builder import TorchImportError, TorchImportWarning
 from .importer import export, import_program, torch_module
 
 MAX_CACHED = 8  # compiled shapes (and parameter versions) kept per captured graph
+NOT_CPU = "tensors not on the CPU run in eager PyTorch"
 
 
 def lamina_backend(gm, example_inputs, options: dict | None = None):
@@ -49,6 +53,7 @@ class LaminaGraph:
 
     def __init__(self, gm, options: dict):
         self.gm = gm
+        self.name = _graph_name(torch_module())
         self.opt_level = options.pop("opt_level", 2)
         self.backend = options.pop("backend", backends.DEFAULT)
         self.options = options
@@ -56,19 +61,24 @@ class LaminaGraph:
         self.static = {i: _weight_name(n, i) for i, n in enumerate(holders) if _is_weight(n)}
         self.cache: OrderedDict = OrderedDict()
         self.warned: set[str] = set()
+        self.inputs: list[int] | None = None  # the other tensors' positions
+        self.sizes: list[int] = []  # the size arguments' positions
 
     def __call__(self, *args):
         torch = torch_module()
-        tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)
-                   and i not in self.static]
+        if self.inputs is None:  # fixed by the graph, so found once
+            self.inputs = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)
+                           and i not in self.static]
+            self.sizes = [i for i, a in enumerate(args) if not isinstance(a, torch.Tensor)]
+        tensors = self.inputs
         if torch.is_grad_enabled() and any(args[i].requires_grad for i in tensors):
             self.warn("grad", "inputs that require gradients run in eager PyTorch (Lamina "
                       "compiles inference: call the model under torch.no_grad())")
             return self.gm(*args)
-        if any(a.device.type != "cpu" for a in args if isinstance(a, torch.Tensor)):
-            self.warn("device", "tensors not on the CPU run in eager PyTorch")
+        if any(args[i].device.type != "cpu" for i in tensors):  # parameters: in compile
+            self.warn("device", NOT_CPU)
             return self.gm(*args)
-        key = self.key(torch, args)
+        key = self.key(args)
         if key not in self.cache:
             self.cache[key] = self.compile(torch, args, tensors)
             while len(self.cache) > MAX_CACHED:
@@ -80,25 +90,26 @@ class LaminaGraph:
         outs = outs if isinstance(outs, tuple) else (outs,)
         return tuple(torch.from_numpy(o) for o in outs)
 
-    def key(self, torch, args) -> tuple:
+    def key(self, args) -> tuple:
         """What a compiled graph depends on: the shapes and dtypes of the inputs, the values
-        of size arguments, and the identity and version of each frozen parameter."""
-        key = []
-        for i, a in enumerate(args):
-            if isinstance(a, torch.Tensor):
-                frozen = (id(a), a._version) if i in self.static else ()
-                key.append((tuple(a.shape), a.dtype, *frozen))
-            else:
-                key.append(a)
-        return tuple(key)
+        of size arguments, and the identity and version of each frozen parameter. Built on
+        every call, so a few flat tuples: a model's hundreds of parameters cost
+        microseconds, not a per-tensor tuple each."""
+        weights = [args[i] for i in self.static]
+        return (tuple([(tuple(args[i].shape), args[i].dtype) for i in self.inputs]),
+                tuple([args[i] for i in self.sizes]), tuple(map(id, weights)),
+                tuple([w._version for w in weights]))
 
     def compile(self, torch, args, tensors: list[int]):
         """A Lamina-compiled callable for these arguments, or None to run eagerly."""
+        if any(args[i].device.type != "cpu" for i in self.static):
+            self.warn("device", NOT_CPU)
+            return None
         module = _frozen(torch, self.gm, args, tensors, self.static)
         try:
             program = export(torch, module, tuple(args[i].detach() for i in tensors), None,
                              "a graph captured by torch.compile")
-            graph = import_program(program, "lamina_dynamo")
+            graph = import_program(program, self.name)
             graph = passes.optimize(graph, opt_level=self.opt_level)
             return backends.get(self.backend)(graph, **self.options)
         except TorchImportError as e:
@@ -115,6 +126,20 @@ class LaminaGraph:
             self.warned.add(kind)
             warnings.warn(TorchImportWarning(f"torch.compile(backend='lamina'): {message}"),
                           stacklevel=3)
+
+
+def _graph_name(torch) -> str:
+    """The compiled module's class name (ResNet.forward -> ResNet), as `from_torch` names
+    its graph, so dumps, profiles and the compile cache see one name for one model;
+    "lamina_dynamo" for a function. Read while dynamo traces (the root frame's code comes
+    first in its tracing context)."""
+    try:
+        code = torch._guards.TracingContext.try_get().traced_code[0]
+        owner, method = code.co_qualname.rsplit(".", 2)[-2:]
+    except Exception:  # no context, nothing traced, a plain function, an older Python
+        return "lamina_dynamo"
+    return owner if method == "forward" and re.fullmatch(r"[A-Za-z_]\w*", owner) \
+        else "lamina_dynamo"
 
 
 def _is_weight(node) -> bool:
