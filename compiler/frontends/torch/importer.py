@@ -134,11 +134,20 @@ def export(torch, module, args, dynamic_shapes, what: str):
         warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations
         try:
             program = torch.export.export(module, args, dynamic_shapes=dynamic_shapes)
-            return program.run_decompositions()
+            return program.run_decompositions(_decompositions(torch))
         except Exception as e:  # torch raises many types for code it cannot capture
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise TorchImportError(f"torch.export could not capture {what}: "
                                    f"{type(e).__name__}: {first}"[:2000]) from e
+
+
+def _decompositions(torch):
+    """Core ATen's decompositions, except those of operators the table maps whole: LSTM and
+    GRU (decomposed, they unroll into a few operators per time step and gate)."""
+    table = torch.export.default_decompositions()
+    for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
+        table.pop(op, None)
+    return table
 
 
 # ---- the walk --------------------------------------------------------------------------------
