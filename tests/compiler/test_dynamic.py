@@ -148,3 +148,12 @@ def test_training_step_takes_a_smaller_last_batch_like_torch():
         np.testing.assert_allclose(step.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError):  # only the batch dimension may change
         step(rng.standard_normal((8, 5)).astype(np.float32), batches[0][1])
+
+
+def test_builds_are_bounded_and_an_evicted_size_is_rebuilt():
+    fn = compiler.compile(lambda x: (x * 2.0).relu(), rand(1, 3), backend="reference",
+                          dynamic=True)
+    for n in [*range(1, 11), 1]:  # ten sizes, then the first again (evicted by then)
+        x = rand(n, 3, seed=n)
+        np.testing.assert_array_equal(fn(x), np.maximum(x * 2.0, 0))
+    assert len(fn.specializations) == 8 and (("N", 1),) in fn.specializations
