@@ -24,6 +24,8 @@ names and attributes, so the reference semantics and the result are exactly the 
 
 from __future__ import annotations
 
+import math
+
 import ir
 from ir.ops.fused import fusable
 
@@ -49,12 +51,20 @@ def _regions(graph: ir.Graph) -> list[list[ir.Node]]:
     return [list(reversed(m)) for m in members if len(m) > 1]
 
 
-def _body(nodes: list[ir.Node]) -> tuple[ir.Graph, list[ir.Value]]:
-    """The region as a graph, and the outside values feeding it (its parameters, in order)."""
+def _body(graph: ir.Graph, nodes: list[ir.Node]) -> tuple[ir.Graph, list[ir.Value]]:
+    """The region as a graph, and the outside values feeding it (its parameters, in order).
+    A one-element weight (GELU's 0.5 and 3, a scale) enters the body as a constant: the
+    kernel then sees its value (`x ** 3` becomes multiplications, `x * 1.0` nothing)."""
     body, env, outside = ir.Graph("body"), {}, []
     for n in nodes:
         for v in n.inputs:
-            if id(v) not in env:
+            if id(v) in env:
+                continue
+            value = _scalar_weight(graph, v)
+            if value is not None:
+                env[id(v)] = body.call("constant", value=value, shape=list(v.shape),
+                                       dtype=v.dtype, name=body.fresh_name(v.name))
+            else:
                 env[id(v)] = body.add_input(body.fresh_name(f"p{len(outside)}"), v.type)
                 outside.append(v)
         new = body.create_node(n.op, [env[id(v)] for v in n.inputs], dict(n.attrs), n.name,
@@ -64,11 +74,20 @@ def _body(nodes: list[ir.Node]) -> tuple[ir.Graph, list[ir.Value]]:
     return body, outside
 
 
+def _scalar_weight(graph: ir.Graph, v: ir.Value) -> float | None:
+    """The value of a finite one-element float weight (else None)."""
+    if v.kind != "weight" or v.type.size != 1 or v.dtype not in ("f32", "f64") \
+            or v.name not in graph.weights:
+        return None
+    value = float(graph.weights[v.name].item())
+    return value if math.isfinite(value) else None
+
+
 @graph_pass("fuse_elementwise", EXACT)
 def fuse_elementwise(graph: ir.Graph) -> dict:
     """Replace each region of fusable operators by one fused_elementwise node."""
     regions = _regions(graph)
     for nodes in regions:
-        body, outside = _body(nodes)
+        body, outside = _body(graph, nodes)
         replace_nodes(graph, nodes, "fused_elementwise", outside, {"body": body}, nodes[-1].name)
     return {"regions": len(regions), "nodes": sum(len(r) for r in regions)}

@@ -200,5 +200,36 @@ def gelu(b: KBuilder, x, approximate: str = "none"):
 
 
 def pow_(b: KBuilder, x, y):
-    """x ** y through the C library (powf / pow), lane by lane."""
+    """x ** y: a constant small integer exponent (GELU's `x ** 3`, a variance's `x ** 2`)
+    as multiplications by squaring, in vector lanes; any other through the C library (powf /
+    pow), lane by lane. The products round at each step: within a few ulp of libm's."""
+    n = splat_value(y)
+    if n is not None and n.is_integer() and abs(n) <= 16:
+        r = _powi(b, x, abs(int(n)))
+        return b.fdiv(const(x.type, 1.0), r) if n < 0 else r
     return per_lane(b, "pow", x, y)
+
+
+def splat_value(v) -> float | None:
+    """The value of a constant scalar, or of a vector constant with every lane equal."""
+    if not isinstance(v, ir.Constant) or v.constant is ir.Undefined:
+        return None
+    lanes = v.constant if isinstance(v.type, ir.VectorType) else [v]
+    values = {c.constant for c in lanes}
+    if len(values) != 1:
+        return None
+    (value,) = values
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _powi(b: KBuilder, x, n: int):
+    """x ** n for n >= 0 by repeated squaring (x ** 0 is 1, NaN included, as in C's pow)."""
+    result, square = None, x
+    while n:
+        if n & 1:
+            result = square if result is None else b.fmul(result, square)
+        n >>= 1
+        if n:
+            square = b.fmul(square, square)
+    return const(x.type, 1.0) if result is None else result
+
