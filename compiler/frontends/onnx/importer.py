@@ -207,6 +207,9 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
         b.node.outputs = [o.name]
         if env.get(o.name) is None:  # "" (an absent optional) names no value
             raise OnnxImportError(f"{where}: graph output '{o.name}' names no value")
+        if not isinstance(env[o.name], (ir.Value, np.ndarray)):  # a sequence (ops/sequence)
+            raise _error(where, [("<output>", o.name, "a sequence of tensors: Lamina's graphs "
+                                  "return tensors")], [])
         try:
             outs.append(b.value(env[o.name]))
         except Unsupported as e:  # a constant output of a dtype Lamina lacks
