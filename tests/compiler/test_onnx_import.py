@@ -568,7 +568,7 @@ def _tensor(t):
 # operators whose output shape depends on their input values: Lamina (static shapes)
 # computes them at import time, so their cases run with every input fixed
 DATA_DEPENDENT = {"NonZero", "NonMaxSuppression", "Unique", "Compress", "Range", "OneHot",
-                  "MelWeightMatrix"}
+                  "MelWeightMatrix", "Loop"}  # Loop: a trip count or condition given as input
 
 
 def _with_constant_inputs(m, inputs, every=False):

@@ -7,8 +7,9 @@ runtime one), then walked node by node in topological order. Each ONNX operator 
 small function in the operator table (`ops/`, by family), named like the operator, that
 builds registry operators through a `Builder`; an operator without one that ONNX defines as a
 function of others (Celu, GroupNormalization, Attention, ...) is
-expanded into that function and imported node by node, and an `If` whose condition is known
-is replaced by the branch it takes. Values whose contents are known at import time
+expanded into that function and imported node by node; control flow (`If`, `Loop`, `Scan`)
+is taken apart at import by control.py (the branch a known condition takes, or `where`
+between both; loops and scans unrolled). Values whose contents are known at import time
 (initialisers, `Constant`, `Shape` of a statically shaped tensor, and everything computed
 only from those) stay numpy arrays and fold on the spot: registry operators are evaluated
 with the registry's own numpy semantics, and the few ONNX operators with no registry
@@ -51,6 +52,8 @@ from .builder import (
     read_array,
     stored_dtype,
 )
+from .control import CONTROL, import_control
+from .control import reads as _reads
 from .functions import function_body, has_function
 from .ops import HANDLERS
 
@@ -252,8 +255,8 @@ class _Walk:
         if any(i in self.poisoned for i in node.inputs):
             self.poisoned.update(node.outputs)
             return
-        if default and n.op_type == "If":
-            self.branch(n, node, label)
+        if n.op_type in CONTROL:  # If, Loop, Scan: taken apart at import (control.py)
+            import_control(self, n, node, label, inside)
             return
         if n.op_type not in self.handlers:
             self.expand(n, node, label, inside, "no function of the operator")
@@ -286,69 +289,6 @@ class _Walk:
         finally:
             self.b.opset = saved
 
-    def branch(self, n, node: OnnxNode, label: str) -> None:
-        """An If whose condition is known at import time: the taken branch, inlined."""
-        try:
-            key = _taken_branch(node, self.env)
-        except LaminaError as e:  # a malformed If
-            self.problems.append(("If", label, str(e)))
-            self.poisoned.update(node.outputs)
-            return
-        if key is None:
-            self.unsupported.append(("If", label, "a condition computed at run time"))
-            self.poisoned.update(node.outputs)
-            return
-        g = node.attrs[key]
-        inner = list(g.node)
-        read = {o.name for o in g.output}
-        for m in inner:
-            read.update(m.input)
-        for t in g.initializer:
-            self.env[t.name] = read_array(t, "initialiser")
-            self.b.file_bytes += self.env[t.name].nbytes
-        self.nodes([(m, [o in read for o in m.output]) for m in inner],
-                   f" (in the branch If '{node.name}' takes)")
-        for out, res in zip(node.outputs, g.output):
-            if res.name in self.poisoned:
-                self.poisoned.add(out)
-            elif not res.name or res.name not in self.env:
-                self.problems.append(("If", label, f"output '{res.name}' of its {key} is "
-                                      "computed by no node of the branch and no value "
-                                      "around it"))
-                self.poisoned.add(out)
-            elif out:
-                self.env[out] = self.env[res.name]
-
-
-def _taken_branch(node: OnnxNode, env: dict) -> str | None:
-    """Which branch attribute a well-formed If takes ("then_branch" or "else_branch"), or
-    None when its condition is only known at run time; LaminaError saying what is wrong
-    with a malformed one."""
-    import onnx
-
-    for key in ("then_branch", "else_branch"):
-        g = node.attrs.get(key)
-        if g is None:
-            raise LaminaError(f"the node has no {key} attribute")
-        if not isinstance(g, onnx.GraphProto):
-            raise LaminaError(f"attribute '{key}' must be a graph, got {type(g).__name__}")
-        if len(g.output) != len(node.outputs):
-            raise LaminaError(f"its {key} has {len(g.output)} output(s), the node "
-                              f"{len(node.outputs)}")
-    if len(node.inputs) != 1 or not node.inputs[0]:
-        raise LaminaError(f"an If takes one input, its condition; the node has "
-                          f"{'no condition' if not any(node.inputs) else node.inputs}")
-    name = node.inputs[0]
-    if name not in env:
-        raise LaminaError(f"its condition '{name}' is not defined by any earlier node, input "
-                          "or initialiser")
-    cond = env[name]
-    if not isinstance(cond, np.ndarray):
-        return None
-    if cond.size != 1:
-        raise LaminaError(f"its condition '{name}' holds {cond.size} elements, not one")
-    return "then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"
-
 
 def _check_names(g, where: str, outer: dict | None = None, inside: str = "") -> None:
     """Each name is written once (the graph is in SSA form, as ONNX requires): by one graph
@@ -379,25 +319,11 @@ def _check_names(g, where: str, outer: dict | None = None, inside: str = "") -> 
                                                  f"'{n.name or n.op_type}')")
 
 
-def _reads(node) -> list[str]:
-    """The names a node reads: its inputs, and what its subgraphs (If branches) read from
-    the enclosing scope."""
-    names = list(node.input)
-    for a in node.attribute:
-        for g in [a.g] if a.HasField("g") else list(a.graphs):
-            inner = {i.name for i in g.input} | {t.name for t in g.initializer}
-            for m in g.node:
-                names += [i for i in _reads(m) if i not in inner]
-                inner.update(m.output)
-            names += [o.name for o in g.output if o.name not in inner]
-    return names
-
-
 def importable(op_type: str) -> bool:
     """Whether the importer maps `op_type` of the default domain: by its function in the
-    operator table (ops/), through the function ONNX defines it by, or (If) by inlining the
-    branch a constant condition takes."""
-    return op_type in HANDLERS or op_type == "If" or has_function(op_type)
+    operator table (ops/), through the function ONNX defines it by, or (If, Loop, Scan) by
+    taking the control flow apart at import (control.py)."""
+    return op_type in HANDLERS or op_type in CONTROL or has_function(op_type)
 
 
 def _error(where: str, unsupported, problems) -> OnnxImportError:
