@@ -18,6 +18,7 @@ import compiler
 from compiler import nn, optim
 from ir import LaminaError, ShapeError
 from tests.conftest import assert_close
+from tests.training.parity import paired, train_alongside
 
 torch = pytest.importorskip("torch")
 
@@ -191,26 +192,11 @@ def test_layer_trains_like_torch(c: L, rng):
 
         return Model()
 
-    torch.manual_seed(0)
-    tm, model = build(torch.nn), build(nn)
-    with torch.no_grad():
-        for v in tm.parameters():
-            v.add_(torch.randn_like(v) * 0.3)
-    model.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tm, model = paired(build, jitter=0.3)
     y = rng.standard_normal((batch, 2)).astype(np.float32)
     step = compiler.compile_training(model, nn.MSELoss(), optim.SGD(0.002, momentum=0.9), x, y)
-    theirs = torch.optim.SGD(tm.parameters(), 0.002, momentum=0.9)
-    for t in range(5):
-        got = step(x, y)
-        theirs.zero_grad()
-        want = torch.nn.MSELoss()(tm(torch.from_numpy(x)), torch.from_numpy(y))
-        want.backward()
-        theirs.step()
-        np.testing.assert_allclose(got, want.item(), rtol=1e-4, atol=1e-4, err_msg=f"loss {t}")
-        state = step.state_dict()
-        for k, v in tm.state_dict().items():
-            np.testing.assert_allclose(state[k], v.numpy(), rtol=1e-4, atol=1e-4,
-                                       err_msg=f"{k} after step {t + 1}")
+    train_alongside(step, tm, torch.optim.SGD(tm.parameters(), 0.002, momentum=0.9),
+                    torch.nn.MSELoss(), (x,), y, tol=1e-4)
 
 
 # ---- arguments Lamina refuses --------------------------------------------------------------

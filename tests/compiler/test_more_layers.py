@@ -15,6 +15,7 @@ import compiler
 from compiler import nn, optim
 from ir import LaminaError, ShapeError
 from tests.conftest import assert_close
+from tests.training.parity import paired, train_alongside
 
 torch = pytest.importorskip("torch")
 
@@ -186,33 +187,12 @@ def _train(tm, model, xs, y, loss=("MSELoss", {}), tol=1e-4, lr=0.1):
     step = compiler.compile_training(model, getattr(nn, name)(**_loss_kwargs(kwargs, nn)),
                                      optim.SGD(lr, momentum=0.9),
                                      xs[0] if len(xs) == 1 else tuple(xs), y)
-    t_loss = getattr(torch.nn, name)(**_loss_kwargs(kwargs, torch.nn))
-    theirs = torch.optim.SGD(tm.parameters(), lr, momentum=0.9)
-    for t in range(5):
-        got = step(*xs, y)
-        theirs.zero_grad()
-        want = t_loss(tm(*(torch.from_numpy(x) for x in xs)), torch.from_numpy(y))
-        want.backward()
-        theirs.step()
-        np.testing.assert_allclose(got, want.item(), rtol=tol, atol=tol, err_msg=f"loss {t}")
-        state = step.state_dict()
-        for k, v in tm.state_dict().items():
-            np.testing.assert_allclose(state[k], v.numpy(), rtol=tol, atol=tol,
-                                       err_msg=f"{k} after step {t + 1}")
+    train_alongside(step, tm, torch.optim.SGD(tm.parameters(), lr, momentum=0.9),
+                    getattr(torch.nn, name)(**_loss_kwargs(kwargs, torch.nn)), xs, y, tol=tol)
 
 
 # every layer: those without parameters pass the gradient to a PReLU in front of them
 TRAINED = [c for c in LAYERS if not c.kwargs.get("track_running_stats")]
-
-
-def _pair_models(build):
-    torch.manual_seed(0)
-    tm, model = build(torch.nn), build(nn)
-    with torch.no_grad():
-        for v in tm.parameters():
-            v.add_(torch.randn_like(v) * 0.3)
-    model.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    return tm, model
 
 
 @pytest.mark.parametrize("c", TRAINED, ids=_name)
@@ -241,7 +221,7 @@ def test_layer_trains_like_torch(c: L, rng):
 
         return Model()
 
-    tm, model = _pair_models(build)
+    tm, model = paired(build, jitter=0.3)
     y = rng.standard_normal((batch, 2)).astype(np.float32)
     _train(tm, model, xs, y, lr=0.02)
 
@@ -393,7 +373,7 @@ def test_loss_trains_like_torch(case, rng):
                 "bce": lib.Sigmoid()}.get(family, lib.Identity())
         return lib.Sequential(lib.Linear(3, 5), head)
 
-    tm, model = _pair_models(build)
+    tm, model = paired(build, jitter=0.3)
     _train(tm, model, [x], y, loss=(name, kwargs), lr=0.1)
 
 
@@ -451,7 +431,7 @@ def test_new_layers_export_to_onnx_and_match_torch(rng, tmp_path):
             lib.PixelUnshuffle(2), lib.LocalResponseNorm(3), lib.RMSNorm(4),
             lib.Upsample(size=(3, 5), mode="bilinear"), lib.Flatten(), lib.Linear(240, 3))
 
-    tm, model = _pair_models(build)
+    tm, model = paired(build, jitter=0.3)
     model.eval()
     x = rng.standard_normal((2, 2, 8)).astype(np.float32)
     with torch.no_grad():

@@ -16,30 +16,12 @@ from compiler import nn, optim
 
 torch = pytest.importorskip("torch")
 
-
-def _pair(build):
-    """The same model in both libraries, Lamina's loaded from torch's state_dict."""
-    torch.manual_seed(0)
-    tm = build(torch.nn)
-    model = build(nn)
-    model.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    return tm, model
+from .parity import paired, train_alongside  # noqa: E402  (after the skip)
 
 
 def _run(tm, model, x, y, ours, theirs, steps=5, tol=1e-5):
     step = compiler.compile_training(model, nn.MSELoss(), ours, x, y)
-    for t in range(steps):
-        loss = step(x, y)
-        theirs.zero_grad()
-        want = torch.nn.functional.mse_loss(tm(torch.from_numpy(x)), torch.from_numpy(y))
-        want.backward()
-        theirs.step()
-        np.testing.assert_allclose(loss, want.item(), rtol=tol, atol=tol, err_msg=f"loss, step {t}")
-        state = step.state_dict()
-        for k, v in tm.state_dict().items():
-            np.testing.assert_allclose(state[k], v.numpy(), rtol=tol, atol=tol,
-                                       err_msg=f"{k} after step {t + 1}")
-    return step
+    return train_alongside(step, tm, theirs, torch.nn.functional.mse_loss, (x,), y, steps, tol)
 
 
 def bag(padding_idx):
@@ -66,7 +48,7 @@ IDS = np.array([[0, 1, 2, 0, 9], [3, 0, 9, 9, 0]], np.int64)  # padding (0 or 9)
 @pytest.mark.parametrize("padding_idx", [0, -1], ids=["first", "negative"])
 @pytest.mark.parametrize("kind", ["sgd_weight_decay", "adam"])
 def test_embedding_padding_row_gets_no_gradient(padding_idx, kind):
-    tm, model = _pair(bag(padding_idx))
+    tm, model = paired(bag(padding_idx))
     with torch.no_grad():  # a padding row that is not zero: it must be read, not moved
         tm.embed.weight[padding_idx] = torch.randn(4)
     model.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
@@ -83,7 +65,7 @@ def test_embedding_padding_row_gets_no_gradient(padding_idx, kind):
 
 
 def test_embedding_padding_row_is_read_in_the_forward_pass():
-    tm, model = _pair(bag(0))
+    tm, model = paired(bag(0))
     with torch.no_grad():
         tm.embed.weight[0] = torch.randn(4)
     model.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
@@ -101,7 +83,7 @@ def test_layer_norm_model_on_offset_inputs_trains_like_torch():
     def build(lib):
         return lib.Sequential(lib.Linear(6, 8), lib.LayerNorm(8), lib.Linear(8, 3))
 
-    tm, model = _pair(build)
+    tm, model = paired(build)
     rng = np.random.default_rng(1)
     x = (50 + 0.5 * rng.standard_normal((5, 6))).astype(np.float32)
     y = rng.standard_normal((5, 3)).astype(np.float32)
@@ -118,7 +100,7 @@ def test_activation_trains_like_torch(name):
     def build(lib):
         return lib.Sequential(lib.Linear(4, 6), getattr(lib, name)(), lib.Linear(6, 2))
 
-    tm, model = _pair(build)
+    tm, model = paired(build)
     rng = np.random.default_rng(2)
     x = (rng.standard_normal((5, 4)) * 3).astype(np.float32)  # past the kinks at +-1, +-3
     y = rng.standard_normal((5, 2)).astype(np.float32)
