@@ -22,6 +22,7 @@ from ir.errors import (
     OptionTypeError,
     PathError,
 )
+from ir.ops.narrow import from_storage, to_storage
 
 from .dynamic import DynamicModel, signature
 from .frontends.tracing import output_structure, restructure, trace
@@ -241,20 +242,22 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None,
 
 class Converted:
     """A model whose file declares inputs or outputs in types Lamina computes in a wider
-    one (float16 and bfloat16 in float32, 8- and 16-bit integers in int32): inputs are
-    converted on the way in, outputs rounded back to the declared types on the way out.
-    Every attribute but the call is the wrapped model's."""
+    one (float16, bfloat16, float8 and float4 in float32, 2- to 16-bit integers in int32):
+    inputs are converted on the way in, outputs rounded back to the declared types on the
+    way out. Every attribute but the call is the wrapped model's."""
 
     def __init__(self, fn, inputs, outputs):
         self.fn, self.inputs, self.outputs = fn, inputs, outputs
 
     def __call__(self, *args):
         wider = [v.type.np_dtype for v in self.fn.graph.inputs]
-        args = [np.asarray(a).astype(w) if dt is not None and np.asarray(a).dtype == dt else a
+        # (float8, float4, int4, int2: their one-byte codes, by ir.ops.narrow's own bit
+        # arithmetic; outputs rounded as a Cast without saturation would)
+        args = [from_storage(a, w) if dt is not None and np.asarray(a).dtype == dt else a
                 for a, dt, w in zip(args, self.inputs, wider)]
         out = self.fn(*args)
         outs = out if isinstance(out, tuple) else (out,)
-        outs = tuple(o if dt is None else o.astype(dt) for o, dt in zip(outs, self.outputs))
+        outs = tuple(o if dt is None else to_storage(o, dt) for o, dt in zip(outs, self.outputs))
         return outs if isinstance(out, tuple) else outs[0]
 
     def __getattr__(self, name):

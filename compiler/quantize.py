@@ -19,8 +19,9 @@
    (directly or through a flatten/reshape, which then moves bytes) requantizes in its
    epilogue.
 
-Linear layers (and matmul with a constant weight) and convolutions with groups=1 have
-integer kernels so far; grouped convolutions and everything else stay float, as the
+Linear layers (and matmul with a constant weight) and convolutions -- dense, grouped and
+depthwise -- have integer kernels, and so has a matmul of two activations (attention's
+Q.K^T and P.V: both operands quantized, `qmatmul`); everything else stays float, as the
 report says.
 """
 
@@ -36,9 +37,11 @@ import ir
 import passes as _passes
 from backends.reference import run as _run
 from ir.errors import OptionError, OptionTypeError
+from ir.ops.bf16 import pack_pairs
 from passes.patterns import drop_unused_weights
 
 from .compile import to_graph
+from .tools.progress import Progress
 
 METHODS = ("minmax", "percentile", "entropy")
 _FLOAT_PASSES = ["eliminate_dropout", "eliminate_identities", "fold_constants",
@@ -157,22 +160,22 @@ class QuantizationReport:
 # ---- the driver -----------------------------------------------------------------------------
 def quantize(model, calibration_batches: Iterable, dtype: str = "int8",
              per_channel: bool = True, method: str = "minmax", *, percentile: float = 99.99,
-             example_inputs=None,
-             on_batch: Callable[[int, int], None] | None = None) -> ir.Graph:
+             example_inputs=None, on_batch: Callable[[int, int], None] | None = None,
+             progress: bool | None = None) -> ir.Graph:
     """Post-training int8 quantization of `model` (anything compiler.compile takes);
     `calibration_batches`: input arrays, or tuples of them for several inputs. Returns the
     quantized graph (QDQ form, see the module docstring) with `.quantization_report`.
     The graph takes inputs shaped like `example_inputs` (a tuple of arrays; default: the
     first batch); batches of other shapes are calibrated on the model traced (or imported)
     again for them, with the same value names. `on_batch(done, total)` is called after each
-    calibration batch: a progress bar's hook.
-    (compiler.tools.progress sits above this module in the layering, because the tools
-    import the compiler package; a caller there draws the bar:
-    `with Progress("calibrating", total=n) as bar: quantize(..., on_batch=lambda i, n:
-    bar.advance())`.)"""
+    calibration batch. A bar over the batches is drawn on stderr when it is a terminal
+    (`progress=None`), always (True) or never (False).
+    dtype="bfloat16" gives linear and conv2d layers bfloat16 weights instead, with float32
+    activations and no calibration (`quantize_bf16`)."""
+    if dtype == "bfloat16":  # weights only: nothing to calibrate (see quantize_bf16)
+        return quantize_bf16(model, _batches(calibration_batches), example_inputs)
     if dtype != "int8":
-        raise OptionError(f"quantize(): dtype {dtype!r} is not supported (only 'int8'; "
-                          "bfloat16 is not implemented yet)")
+        raise OptionError(f"quantize(): dtype must be 'int8' or 'bfloat16', got {dtype!r}")
     if method not in METHODS:
         raise OptionError(f"quantize(): method must be one of {', '.join(METHODS)}, got "
                           f"{method!r}")
@@ -183,7 +186,7 @@ def quantize(model, calibration_batches: Iterable, dtype: str = "int8",
     graph = _float_graph(model, example)
     report = QuantizationReport(method=method)
     layers = _plan(graph, report)
-    names = list(dict.fromkeys(n.inputs[0].name for n in layers))
+    names = list(dict.fromkeys(v.name for n in layers for v in _activations(n)))
     graphs = {_shapes(example): graph}
 
     def graph_for(batch):
@@ -192,7 +195,13 @@ def quantize(model, calibration_batches: Iterable, dtype: str = "int8",
             graphs[key] = graph if isinstance(model, ir.Graph) else _float_graph(model, batch)
         return graphs[key]
 
-    observers = _calibrate(graph_for, names, batches, method, percentile, on_batch)
+    with Progress("calibrating", total=len(batches), enabled=progress) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.advance()
+            if on_batch is not None:
+                on_batch(done, total)
+
+        observers = _calibrate(graph_for, names, batches, method, percentile, advance)
     qgraph = graph.copy()
     _rewrite(qgraph, [qgraph_node(qgraph, n) for n in layers], observers, per_channel, report)
     ir.verify(qgraph)
@@ -254,11 +263,21 @@ def _plan(graph: ir.Graph, report: QuantizationReport) -> list[ir.Node]:
     return layers
 
 
+def _activations(node: ir.Node) -> list[ir.Value]:
+    """The float operands calibrated and quantized: a layer's input, both of a matmul."""
+    return list(node.inputs) if node.op == "matmul" else [node.inputs[0]]
+
+
 def _why_float(graph: ir.Graph, node: ir.Node) -> str | None:
+    if node.op == "matmul":  # a constant weight made it a linear: two activations (attention)
+        a, b = node.inputs
+        if a.type.dtype != "f32" or b.type.dtype != "f32" or min(a.type.rank, b.type.rank) < 2:
+            return "no integer kernel for this matmul (f32 operands of rank >= 2 only)"
+        if a.type.shape[-1] > 33024:
+            return "more than 33024 products per output: the int32 sum could overflow"
+        return None
     if node.op not in ("linear", "conv2d"):
         return "no integer kernel for this operator yet" if node.op in _HEAVY else "-"
-    if node.op == "conv2d" and node.attrs["groups"] != 1:
-        return "grouped/depthwise convolution: no integer kernel for groups > 1 yet"
     if node.inputs[0].type.dtype != "f32":
         return f"input is {node.inputs[0].type.dtype}, not f32"
     if any(v.kind != "weight" or v.name not in graph.weights for v in node.inputs[1:]):
@@ -308,12 +327,24 @@ def _calibrate(graph_for, names, batches, method, percentile, on_batch) -> dict[
 
 def _rewrite(graph, layers, observers, per_channel, report) -> None:
     done: dict[str, tuple[ir.Value, float, int]] = {}  # activation -> (dequantized, s, zp)
-    for node in layers:
-        x = node.inputs[0]
+
+    def quantized(x: ir.Value) -> tuple[ir.Value, float, int]:
+        """x behind quantize -> dequantize, once: every reader of x then reads the
+        dequantized value, which a later layer sharing x finds here under its own name."""
         if x.name not in done:
             scale, zp = activation_params(*observers[x.name].range())
-            done[x.name] = (_qdq(graph, x, scale, zp), scale, zp)
-        xd, x_scale, x_zp = done[x.name]
+            d = _qdq(graph, x, scale, zp)
+            done[x.name] = done[d.name] = (d, scale, zp)
+        return done[x.name]
+
+    for node in layers:
+        if node.op == "matmul":
+            shapes = " x ".join(str(list(v.type.shape)) for v in node.inputs)
+            params = [quantized(v)[1:] for v in list(node.inputs)]
+            report.quantized.append(f"%{node.name} (matmul {shapes}): " + ", ".join(
+                f"{n} u8 scale={s:.4g} zp={z}" for n, (s, z) in zip("ab", params)))
+            continue
+        xd, x_scale, x_zp = quantized(node.inputs[0])
         w = graph.weights[node.inputs[1].name]
         wq, w_scale = weight_params(w.reshape(w.shape[0], -1), per_channel)
         wq = wq.reshape(w.shape)
@@ -396,3 +427,79 @@ def _sqnr(graph, qgraph, batches) -> float | None:
     if noise == 0.0:
         return math.inf
     return 10 * math.log10(sig / noise) if sig > 0 else None
+
+
+# ---- bfloat16 weights -----------------------------------------------------------------------
+@dataclass
+class Bf16Report(QuantizationReport):
+    """What quantize(dtype="bfloat16") did: the layers given bfloat16 weights, the heavy
+    layers left float32 and why, and the SQNR of output 0 against float32."""
+
+    method: str = "bfloat16"
+
+    def __str__(self) -> str:
+        lines = [f"bfloat16 weights: {len(self.quantized)} layer(s) converted"]
+        lines += [f"  bf16   {q}" for q in self.quantized]
+        lines += [f"  float  %{n} ({op}): {why}" for n, op, why in self.kept_float]
+        if self.sqnr_db is not None:
+            lines.append(f"  SQNR of output 0 on the calibration batches: {self.sqnr_db:.1f} dB")
+        return "\n".join(lines)
+
+
+def quantize_bf16(model, batches: list[tuple], example_inputs=None) -> ir.Graph:
+    """dtype="bfloat16": every linear layer (and matmul by a constant 2-D weight) and every
+    conv2d with groups=1 whose weight is a graph weight becomes `bf16_linear` /
+    `bf16_conv2d` (ir/ops/bf16.py), its weight rounded to bfloat16 and stored two values to
+    an i32 word; activations stay float32 (the kernel converts them on entry) and the bias
+    float32, so nothing is calibrated: the batches give the example input and the SQNR."""
+    example = batches[0] if example_inputs is None else _batches([example_inputs])[0]
+    graph = _float_graph(model, example)
+    qgraph, report = graph.copy(), Bf16Report()
+    for node in list(qgraph.nodes):
+        why = _why_float_bf16(qgraph, node)
+        if why is None:
+            _to_bf16_node(qgraph, node, report)
+        elif node.op in _HEAVY:
+            report.kept_float.append((node.name, node.op, why))
+    drop_unused_weights(qgraph, list(qgraph.params.values()))
+    ir.verify(qgraph)
+    report.other_float = {op: c for op, c in _other_float(qgraph).items()
+                          if op not in ("bf16_linear", "bf16_conv2d")}
+    same = [b for b in batches if _shapes(b) == _shapes(example)]
+    report.sqnr_db = _sqnr(graph, qgraph, same[:4] or [example])
+    qgraph.quantization_report = report
+    return qgraph
+
+
+def _to_bf16_node(graph: ir.Graph, node: ir.Node, report: Bf16Report) -> None:
+    """Replace a linear/conv2d by its bfloat16 form under the same value name; the weight
+    [out, ...] flattened per output channel (conv: (c, kh, kw) order) and packed."""
+    w = graph.weights[node.inputs[1].name]
+    name = node.name
+    graph.rename(node.output, graph.fresh_name(f"{name}.f32"))
+    wv = graph.add_weight(graph.fresh_name(f"{node.inputs[1].name}.bf16"),
+                          pack_pairs(w.reshape(w.shape[0], -1)))
+    attrs = {}
+    if node.op == "conv2d":
+        a = node.attrs
+        attrs = {"kernel": w.shape[2:], "stride": a["stride"], "pad": a["pad"],
+                 "dilation": a["dilation"]}
+    with graph.inserting_before(node):
+        y = graph.call(f"bf16_{node.op}", node.inputs[0], wv, *node.inputs[2:], name=name,
+                       **attrs)
+    graph.replace_all_uses_with(node.output, y)
+    graph.erase_node(node)
+    report.quantized.append(f"%{name} ({node.op} {list(w.shape)})")
+
+
+def _why_float_bf16(graph: ir.Graph, node: ir.Node) -> str | None:
+    if node.op not in ("linear", "conv2d"):
+        return "no bfloat16 kernel for this operator yet" if node.op in _HEAVY else "-"
+    if node.op == "conv2d" and node.attrs["groups"] != 1:
+        return "grouped/depthwise convolution: no bfloat16 kernel for groups > 1 yet"
+    x, w = node.inputs[:2]
+    if x.type.dtype != "f32" or w.type.dtype != "f32":
+        return f"operands are {x.type.dtype} and {w.type.dtype}, not f32"
+    if w.kind != "weight" or w.name not in graph.weights:
+        return "weight is computed at run time (the bfloat16 kernel packs it once)"
+    return None

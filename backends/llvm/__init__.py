@@ -11,6 +11,7 @@ with an operator that has none is refused at compile time.
 
 from . import (  # noqa: F401  (they register their lowerings)
     backward,
+    bf16,
     conv,
     dropout,
     elementwise,
@@ -18,6 +19,7 @@ from . import (  # noqa: F401  (they register their lowerings)
     int8,
     linalg,
     loss,
+    narrow,
     nn,
     pool,
     recurrent,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import vmath
 from .builder import ITEMSIZE, KBuilder, const, is_float, lanes_of, vec_type
 from .emit import EMITTERS, emit
 from .kernel import Buf, Kernel
@@ -128,3 +129,41 @@ def lower_constant(k: Kernel) -> None:
     scalar = (float(value) if out.dtype in ("f32", "f64") else int(value))
 
     map_kernel(k, lambda b, xs: const(out.elem, scalar), ins=[])
+
+
+# ---- trigonometry, hyperbolic functions, rounding, bit operators -------------------------
+# sin, cos and tan are vectorised (vmath); the rarer ones call the C library lane by lane.
+LIBM = ("asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
+for _name in LIBM:
+    EMITTERS[_name] = (lambda fn: lambda b, xs, dtype: vmath.per_lane(b, fn, xs[0]))(_name)
+for _name, _fn in (("sin", vmath.sin), ("cos", vmath.cos), ("tan", vmath.tan)):
+    EMITTERS[_name] = (lambda fn: lambda b, xs, dtype: fn(b, xs[0]))(_fn)
+EMITTERS["round"] = lambda b, xs, dtype: b.intrinsic("roundeven", xs)
+EMITTERS["bitwise_and"] = lambda b, xs, dtype: b.and_(*xs)
+EMITTERS["bitwise_or"] = lambda b, xs, dtype: b.or_(*xs)
+EMITTERS["bitwise_xor"] = lambda b, xs, dtype: b.xor(*xs)
+EMITTERS["bitwise_not"] = lambda b, xs, dtype: b.xor(xs[0], const(xs[0].type, -1))
+EMITTERS["bitcast"] = lambda b, xs, out, dtype: b.bitcast(xs[0], vec_type(dtype, lanes_of(
+    xs[0].type)))  # (`out` is the output dtype, the same as the attribute)
+
+
+def _bit_shift(b, xs, dtype, direction):
+    """shl / ashr with the count clamped below the width (LLVM makes larger ones poison);
+    a left shift by more gives 0."""
+    x, s = xs
+    top = const(x.type, (x.type.element if lanes_of(x.type) > 1 else x.type).width - 1)
+    inside = b.icmp_unsigned("<=", s, top)  # unsigned: negative counts are huge
+    count = b.select(inside, s, top)
+    if direction == "right":
+        return b.ashr(x, count)
+    return b.select(inside, b.shl(x, count), const(x.type, 0))
+
+
+EMITTERS["bit_shift"] = _bit_shift
+EXPENSIVE.update({"sin": 20, "cos": 20, "tan": 25, **dict.fromkeys(LIBM, 40)})
+
+
+@lowering(*LIBM, "sin", "cos", "tan", "round", "bitwise_and", "bitwise_or", "bitwise_xor",
+          "bitwise_not", "bit_shift", "bitcast")
+def lower_math(k: Kernel) -> None:
+    lower_elementwise(k)

@@ -1,4 +1,6 @@
-"""Quantized kernels: quantize, dequantize, and the int8 GEMM behind qlinear.
+"""Quantized kernels: quantize, dequantize, the int8 GEMM behind qlinear and qconv2d, the
+direct kernel of grouped/depthwise qconv2d, qmatmul (two activations), qadd and
+qmax_pool2d.
 
     C[M, N] = requantize((X[M, K] - x_zero_point) @ W[N, K].T + bias)     (ir/ops/quant.py)
 
@@ -21,6 +23,13 @@ point, clamp), so integer outputs are bit-identical to it.
 
 Without avx512vnni (target_features="avx2", or another CPU) the same tiles use a portable
 four-byte dot product in plain LLVM IR (widen, multiply, add pairwise): exact, slower.
+
+Grouped and depthwise convolutions and qmatmul are too shallow (C/groups channels) or
+have no operand to pack at compile time (both are activations) for that GEMM: they widen
+their input to (x - zero point) once, then sum vectors of 16 outputs along a row, exactly
+-- in float32 where no partial sum can reach 2**24 (integers it holds exactly; its
+multiply-add is faster than a 32-bit integer multiply), in int32 otherwise -- and end
+with the same requantize. qadd is its definition's float32 operations, per element.
 """
 
 from __future__ import annotations
@@ -34,10 +43,11 @@ from llvmlite import ir as llir
 from ir import LaminaError
 from ir.ops.quant import RANGES, broadcastable, multipliers
 
-from .builder import F32, I8, I32, I64, PTR, VOID, KBuilder, const, declare, lanes_of
+from .builder import F32, I8, I32, I64, PTR, VOID, KBuilder, const, declare, lanes_of, vec_type
 from .elementwise import map_kernel
 from .gemm import Blocking, blocks
 from .kernel import Kernel
+from .loops import vector_loop
 from .registry import lowering
 
 LANES = 16  # int32 lanes of a 512-bit vector; narrower targets split it (generic path)
@@ -294,14 +304,14 @@ def lower_qlinear(k: Kernel) -> None:
 def lower_qconv2d(k: Kernel) -> None:
     """The input to NHWC unsigned bytes (x ^ 0x80 for i8), im2col from it -- each window tap
     a run of C contiguous bytes, K in (kh, kw, c) order, padding the zero point -- the GEMM
-    into [pixels, O] scratch, then a transpose into NCHW. Groups > 1 (depthwise) has no
-    kernel yet."""
+    into [pixels, O] scratch, then a transpose into NCHW. Groups > 1 (depthwise and grouped
+    convolutions): the direct kernel of `_grouped_conv`."""
     x, out = k.inputs[0], k.outputs[0]
-    if k.attrs["groups"] != 1:
-        raise LaminaError(f"{k.where}: the LLVM backend has no qconv2d kernel for groups > 1 "
-                          "yet; keep such convolutions float")
     _require_weights(k)
     if out.size == 0:
+        return
+    if k.attrs["groups"] != 1:
+        _grouped_conv(k)
         return
     w = k.weight_data(1)
     o = w.shape[0]
@@ -319,6 +329,191 @@ def lower_qconv2d(k: Kernel) -> None:
     c = k.new_scratch(out.dtype, m * o)
     _gemm(k, cols, kp, packed, comp, mult, c, m, o, kp, blk, has_vnni(k))
     _to_nchw(k, c, out, n_img, o, pixels)
+
+
+# ---- qconv2d with groups > 1: a direct kernel ------------------------------------------------
+def _grouped_conv(k: Kernel) -> None:
+    """Depthwise and grouped convolutions, where a GEMM would be C/groups deep: too shallow
+    for vpdpbusd's groups of four. Two phases:
+
+    1. pad: each input plane as (x - x_zero_point) with the padding 0 around it, so the sum
+       needs no bounds checks; for a column stride s each padded row is stored as s runs
+       (columns j with j % s == 0, then 1, ...), so that the columns one tap reads for
+       consecutive outputs are contiguous at any stride;
+    2. conv: one work item per output row (n, o, oy), vectorised over the row's width in
+       chunks of 16 lanes: per tap (c, ky, kx), 16 padded inputs times the tap's weight,
+       summed exactly, then bias (int32), qlinear's requantize with the channel's
+       multiplier, and a store masked to the row.
+    The sum is exact either way: in int32 (wrapping like the reference's), or -- when no
+    sum can reach 2**24: K * max|x - zp| * 128 < 2**24, every depthwise 3x3 or 5x5 -- in
+    float32, whose products and partial sums are then integers it holds exactly, in any
+    order, and whose multiply-add is faster than a 32-bit integer multiply.
+    Lanes past the row's end read the next row or the scratch's slack, never beyond it,
+    and are not stored."""
+    x, out, a_ = k.inputs[0], k.outputs[0], k.attrs
+    w = k.weight_data(1)
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    sw, pad = a_["stride"][1], a_["pad"]
+    hp, wp = h + pad[0] + pad[2], wd + pad[1] + pad[3]
+    wq = -(-wp // sw)  # columns per run; a padded row holds sw runs
+    lo, hi = RANGES[x.dtype]
+    reach = max(a_["x_zero_point"] - lo, hi - a_["x_zero_point"])
+    exact = F32 if int(np.prod(w.shape[1:])) * reach * 128 < 2**24 else I32
+    xp = k.new_scratch("f32" if exact == F32 else "i32", n * c * hp * sw * wq + 2 * LANES)
+    bias = k.weight_data(2).astype(np.int32) if len(k.inputs) == 3 else np.zeros(o, np.int32)
+    taps = np.ascontiguousarray(w, np.float32 if exact == F32 else np.int32).reshape(-1)
+    consts = (k.constant(taps, "taps"), k.constant(bias, "bias"),
+              k.constant(multipliers(o, a_["x_scale"], a_["w_scale"], a_["y_scale"],
+                                     a_["dtype"]), "mult"))
+    _pad_planes(k, x, xp, hp, wq, exact, a_["x_zero_point"])
+    _grouped_rows(k, xp, consts, out, (c, hp, wq), w.shape, exact)
+
+
+def _pad_planes(k: Kernel, x, xp, hp: int, wq: int, el, zp: int) -> None:
+    """xp[n, c, py, (px % s) * wq + px // s] = x[n, c, py - top, px - left] - zp (el: int32
+    or float32), 0 outside the image; a vector of 16 run columns at a time, loaded as the
+    (16 - 1) * s + 1 bytes they span and shuffled to every s-th."""
+    n, c, h, wd = x.shape
+    top, left = k.attrs["pad"][0], k.attrs["pad"][1]
+    sw = k.attrs["stride"][1]
+    signed = x.dtype == "i8"
+    wr = sw * wq
+
+    def convert(b, v):
+        v = b.sub(b.sext(v, _like(v, I32)) if signed else b.zext(v, _like(v, I32)),
+                  const(_like(v, I32), zp))
+        return v if el == I32 else b.sitofp(v, _like(v, F32))
+
+    def zeros(b, dst, start, stop):
+        vector_loop(b, b.i64(start), b.i64(stop), LANES,
+                    lambda i, width: b.vstore(const(vec_type(el, width), 0), xp.ptr,
+                                              b.add(dst, i)))
+
+    def strided(b, at, width):
+        """x[at], x[at + s], ... (width of them), reading only the bytes between."""
+        v = b.vload(x.ptr, at, I8, (width - 1) * sw + 1)
+        if width == 1 or sw == 1:
+            return v
+        pick = llir.Constant(llir.VectorType(I32, width), [j * sw for j in range(width)])
+        return b.shuffle_vector(v, v, pick)
+
+    def image_row(b, s_row, d_row):
+        for ph in range(sw):  # run ph: padded columns j * s + ph, input column - left
+            j_lo = min(wq, max(0, -(-(left - ph) // sw)))
+            j_hi = max(j_lo, min(wq, (wd - 1 + left - ph) // sw + 1))
+            run = b.add(d_row, b.i64(ph * wq))
+            zeros(b, run, 0, j_lo)
+            vector_loop(b, b.i64(j_lo), b.i64(j_hi), LANES, lambda j, width, run=run, ph=ph:
+                        b.vstore(convert(b, strided(b, b.add(s_row, b.add(
+                            b.mul(j, b.i64(sw)), b.i64(ph - left))), width)), xp.ptr,
+                            b.add(run, j)))
+            zeros(b, run, j_hi, wq)
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="prow", unroll=False) as prow:  # one padded row
+            plane, iy = b.udiv(prow, b.i64(hp)), b.sub(b.urem(prow, b.i64(hp)), b.i64(top))
+            d_row = b.mul(prow, b.i64(wr))
+            s_row = b.add(b.mul(plane, b.i64(h * wd)), b.mul(iy, b.i64(wd)))
+            with b.if_else(b.icmp_unsigned("<", iy, b.i64(h))) as (then, other):
+                with then:
+                    image_row(b, s_row, d_row)
+                with other:
+                    zeros(b, d_row, 0, wr)
+
+    k.phase(n * c * hp, body, bufs=[x, xp], cost=wr)
+
+
+def _grouped_rows(k: Kernel, xp, consts, out, cshape, wshape, el) -> None:
+    taps, bias, mult = consts
+    c, hp, wq = cshape
+    o, cg, kh, kw = wshape
+    n_img, _, oh, ow = out.shape
+    (sh, sw), (dh, dw) = k.attrs["stride"], k.attrs["dilation"]
+    wr = sw * wq  # a padded row: sw runs of wq columns
+    per_group = o // k.attrs["groups"]
+    vt, it = llir.VectorType(el, LANES), llir.VectorType(I32, LANES)
+
+    def body(b: KBuilder, lo, hi, worker):
+        acc = b.var(vt, name="acc")
+        with b.loop(lo, hi, name="row", unroll=False) as row:
+            img = b.udiv(row, b.i64(o * oh))
+            ch = b.urem(b.udiv(row, b.i64(oh)), b.i64(o))
+            oy = b.urem(row, b.i64(oh))
+            plane0 = b.add(b.mul(img, b.i64(c)), b.mul(b.udiv(ch, b.i64(per_group)),
+                                                       b.i64(cg)))
+            bv = b.splat(b.vload(bias.ptr, ch, I32), LANES)
+            mv = b.splat(b.vload(mult.ptr, ch, F32), LANES)
+            with b.loop(0, ow, LANES, name="ox", unroll=False) as ox:
+                b.store(const(vt, 0), acc)
+                with b.loop(0, cg, name="c", unroll=False) as ci:
+                    base = b.add(b.mul(b.add(plane0, ci), b.i64(hp * wr)), ox)
+                    t0 = b.mul(b.add(b.mul(ch, b.i64(cg)), ci), b.i64(kh * kw))
+                    with b.loop(0, kh, name="ky") as ky:
+                        r = b.add(base, b.mul(b.add(b.mul(oy, b.i64(sh)), b.mul(ky, b.i64(dh))),
+                                              b.i64(wr)))
+                        t = b.add(t0, b.mul(ky, b.i64(kw)))
+                        with b.loop(0, kw, name="kx") as kx:
+                            col = b.mul(kx, b.i64(dw))  # column ox * sw + col: run col % sw
+                            at = b.add(r, b.add(b.mul(b.urem(col, b.i64(sw)), b.i64(wq)),
+                                                b.udiv(col, b.i64(sw))))
+                            v = b.vload(xp.ptr, at, el, LANES)
+                            wv = b.splat(b.vload(taps.ptr, b.add(t, kx), el), LANES)
+                            a = b.load(acc, typ=vt)
+                            b.store(b.fmuladd(v, wv, a) if el == F32 else
+                                    b.add(a, b.mul(v, wv)), acc)
+                total = b.load(acc, typ=vt)
+                if el == F32:  # an integer below 2**24 in magnitude: converts exactly
+                    total = b.fptosi(total, it)
+                with _strict(b):
+                    y = requantize(b, b.add(total, bv), mv, k.attrs)
+                _store_row(b, y, out, b.add(b.mul(row, b.i64(ow)), ox), b.sub(b.i64(ow), ox))
+
+    k.phase(n_img * o * oh, body, bufs=[xp, taps, bias, mult, out],
+            cost=2.0 * out.size * cg * kh * kw)
+
+
+@lowering("qmax_pool2d")
+def lower_qmax_pool2d(k: Kernel) -> None:
+    """The grouped convolution's scaffolding with a maximum for the sum: the planes padded
+    as x - least value (so that the padding, 0, never wins; ceil_mode's extra rows and
+    columns are padding too), then per output row vectors of 16 maxima, + least value,
+    stored as bytes."""
+    x, out, a_ = k.inputs[0], k.outputs[0], k.attrs
+    if out.size == 0:
+        return
+    n, c, h, wd = x.shape
+    (kh, kw), (sh, sw), (dh, dw), pad = a_["kernel"], a_["stride"], a_["dilation"], a_["pad"]
+    oh, ow = out.shape[2:]
+    hp = max(h + pad[0] + pad[2], (oh - 1) * sh + dh * (kh - 1) + 1)
+    wp = max(wd + pad[1] + pad[3], (ow - 1) * sw + dw * (kw - 1) + 1)
+    wq = -(-wp // sw)
+    least = RANGES[x.dtype][0]
+    xp = k.new_scratch("i32", n * c * hp * sw * wq + 2 * LANES)
+    _pad_planes(k, x, xp, hp, wq, I32, least)
+    wr, vt = sw * wq, llir.VectorType(I32, LANES)
+
+    def body(b: KBuilder, lo, hi, worker):
+        acc = b.var(vt, name="acc")
+        with b.loop(lo, hi, name="row", unroll=False) as row:  # (plane, oy)
+            plane, oy = b.udiv(row, b.i64(oh)), b.urem(row, b.i64(oh))
+            with b.loop(0, ow, LANES, name="ox", unroll=False) as ox:
+                b.store(const(vt, 0), acc)
+                with b.loop(0, kh, name="ky") as ky:
+                    r = b.add(b.add(b.mul(plane, b.i64(hp * wr)), ox), b.mul(
+                        b.add(b.mul(oy, b.i64(sh)), b.mul(ky, b.i64(dh))), b.i64(wr)))
+                    with b.loop(0, kw, name="kx") as kx:
+                        col = b.mul(kx, b.i64(dw))
+                        at = b.add(r, b.add(b.mul(b.urem(col, b.i64(sw)), b.i64(wq)),
+                                            b.udiv(col, b.i64(sw))))
+                        v = b.vload(xp.ptr, at, I32, LANES)
+                        m = b.load(acc, typ=vt)
+                        b.store(b.select(b.icmp_signed(">", v, m), v, m), acc)
+                y = b.trunc(b.add(b.load(acc, typ=vt), const(vt, least)),
+                            llir.VectorType(I8, LANES))
+                _store_row(b, y, out, b.add(b.mul(row, b.i64(ow)), ox), b.sub(b.i64(ow), ox))
+
+    k.phase(n * c * oh, body, bufs=[xp, out], cost=out.size * kh * kw)
 
 
 def _to_nhwc(k: Kernel, x, dst) -> None:
@@ -449,3 +644,135 @@ def _full_or_part(b, row, m, blk, full, part, args) -> None:
             b.call(full, args)
         with other:
             b.call(part, args)
+
+
+# ---- qadd: the residual add of two quantized tensors ----------------------------------------
+@lowering("qadd")
+def lower_qadd(k: Kernel) -> None:
+    """quant.qadd's float32 operations, in its order, per element (numpy broadcasting by
+    map_kernel): bit-identical to dequantize, add, quantize."""
+    a_ = k.attrs
+    lo, hi = RANGES[a_["dtype"]]
+    signed = [v.dtype == "i8" for v in k.inputs]
+
+    def dequant(b, q, is_signed, zp, scale):
+        wide = _like(q, I32)
+        q = b.sext(q, wide) if is_signed else b.zext(q, wide)
+        return b.fmul(b.sitofp(b.sub(q, const(wide, zp)), _like(q, F32)),
+                      const(_like(q, F32), scale))
+
+    def fn(b, xs):
+        with _strict(b):
+            s = b.fadd(dequant(b, xs[0], signed[0], a_["a_zero_point"], a_["a_scale"]),
+                       dequant(b, xs[1], signed[1], a_["b_zero_point"], a_["b_scale"]))
+            y = b.fadd(_roundeven(b, b.fdiv(s, const(s.type, a_["y_scale"]))),
+                       const(s.type, float(a_["y_zero_point"])))
+            y = _clamp(b, y, lo, hi)
+            if a_["relu"]:
+                zp = const(y.type, float(a_["y_zero_point"]))
+                y = b.select(b.fcmp("<", y, zp), zp, y)
+            return _to_int8(b, y)
+
+    map_kernel(k, fn, cost=6, lanes=k.lanes("f32"))
+
+
+# ---- qmatmul: both operands activations -----------------------------------------------------
+@lowering("qmatmul")
+def lower_qmatmul(k: Kernel) -> None:
+    """Two phases. 1: b - b_zero_point as int32 rows (b is an activation: nothing to pack
+    at compile time). 2: one work item per output row (batch, m), vectorised over N in
+    chunks of 16 lanes: acc += splat(a[m, k] - a_zero_point) * b'[k, n:n+16] for every k,
+    then qlinear's requantize with the one multiplier, stored masked to the row. The sums
+    are exact: in int32 (wrapping like the reference's), or in float32 when no sum can
+    reach 2**24 (K * max|a - za| * max|b - zb| < 2**24: attention's head sizes), where
+    every product and partial sum is an integer float32 holds. The last chunk's dead
+    lanes read the next row or the scratch's slack and are not stored."""
+    a, b_in = k.inputs
+    out, a_ = k.outputs[0], k.attrs
+    if out.size == 0:
+        return
+    mm, kk, nn = a.shape[-2], a.shape[-1], b_in.shape[-1]
+    batch = out.shape[:-2]
+    n_batch = int(np.prod(batch, dtype=np.int64))
+    a_idx, b_idx = (np.ascontiguousarray(np.broadcast_to(
+        np.arange(int(np.prod(v.shape[:-2], dtype=np.int64))).reshape(v.shape[:-2]), batch),
+        np.int64).reshape(-1) for v in (a, b_in))
+    reach = [max(zp - RANGES[v.dtype][0], RANGES[v.dtype][1] - zp)
+             for v, zp in ((a, a_["a_zero_point"]), (b_in, a_["b_zero_point"]))]
+    el = F32 if kk * reach[0] * reach[1] < 2**24 else I32
+    b32 = k.new_scratch("f32" if el == F32 else "i32", b_in.size + NB * LANES)
+    _widen_rows(k, b_in, b32, a_["b_zero_point"], el)
+    tables = (k.constant(a_idx, "a_batch"), k.constant(b_idx, "b_batch"))
+    mult = float(multipliers(1, a_["a_scale"], (a_["b_scale"],), a_["y_scale"],
+                             a_["dtype"])[0])
+    attrs = {**a_, "relu": False}
+    vt, it, ft = (llir.VectorType(t, LANES) for t in (el, I32, F32))
+    a_signed, a_zp = a.dtype == "i8", a_["a_zero_point"]
+
+    def body(b: KBuilder, lo, hi, worker):
+        accs = [b.var(vt, name=f"acc{j}") for j in range(NB)]  # NB independent chains
+        with b.loop(lo, hi, name="row", unroll=False) as row:
+            bi = b.udiv(row, b.i64(mm))
+            arow = b.add(b.mul(b.vload(tables[0].ptr, bi, I64), b.i64(mm * kk)),
+                         b.mul(b.urem(row, b.i64(mm)), b.i64(kk)))
+            bmat = b.mul(b.vload(tables[1].ptr, bi, I64), b.i64(kk * nn))
+            with b.loop(0, nn, NB * LANES, name="n", unroll=False) as n0:
+                for acc in accs:
+                    b.store(const(vt, 0), acc)
+                with b.loop(0, kk, name="k") as kx:
+                    x = b.vload(a.ptr, b.add(arow, kx), I8)
+                    x = b.sub(b.sext(x, I32) if a_signed else b.zext(x, I32), b.i32(a_zp))
+                    xv = b.splat(x if el == I32 else b.sitofp(x, F32), LANES)
+                    at = b.add(bmat, b.add(b.mul(kx, b.i64(nn)), n0))
+                    for j, acc in enumerate(accs):
+                        bv = b.vload(b32.ptr, b.add(at, b.i64(j * LANES)), el, LANES)
+                        s = b.load(acc, typ=vt)
+                        b.store(b.fmuladd(xv, bv, s) if el == F32 else
+                                b.add(s, b.mul(xv, bv)), acc)
+                for j, acc in enumerate(accs):  # chunks past the row store nothing
+                    total = b.load(acc, typ=vt)
+                    if el == F32:
+                        total = b.fptosi(total, it)
+                    with _strict(b):
+                        y = requantize(b, total, const(ft, mult), attrs)
+                    n_j = b.add(n0, b.i64(j * LANES))
+                    _store_row(b, y, out, b.add(b.mul(row, b.i64(nn)), n_j),
+                               b.sub(b.i64(nn), n_j))
+
+    k.phase(n_batch * mm, body, bufs=[a, b32, *tables, out], cost=2.0 * out.size * kk)
+
+
+NB = 4  # qmatmul: vectors of columns per pass over K (float adds have 4 cycles' latency)
+
+
+def _widen_rows(k: Kernel, src, dst, zp: int, el) -> None:
+    """dst[i] = src[i] - zp as int32 or float32 (el), a vector at a time."""
+    signed = src.dtype == "i8"
+
+    def step(b, i, width):
+        v = b.vload(src.ptr, i, I8, width)
+        v = b.sub(b.sext(v, _like(v, I32)) if signed else b.zext(v, _like(v, I32)),
+                  const(_like(v, I32), zp))
+        b.vstore(v if el == I32 else b.sitofp(v, _like(v, F32)), dst.ptr, i)
+
+    chunk = 4096
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="chunk", unroll=False) as c:
+            start = b.mul(c, b.i64(chunk))
+            vector_loop(b, start, b.min_(b.add(start, b.i64(chunk)), src.size), LANES,
+                        lambda i, width: step(b, i, width))
+
+    k.phase(-(-src.size // chunk), body, bufs=[src, dst], cost=chunk)
+
+
+def _store_row(b: KBuilder, y, out, at, left) -> None:
+    """Store the 16 lanes of y at out[at:], or the first `left` of them (a row's end)."""
+    with b.if_else(b.icmp_signed(">=", left, b.i64(LANES)), likely=True) as (full, part):
+        with full:
+            b.vstore(y, out.ptr, at)
+        with part:
+            if y.type.element == I8:
+                _store_bytes(b, y, b.at(out.ptr, at, I8), left)
+            else:
+                b.masked_store(y, out.ptr, at, b.lane_mask(left, 0, LANES))

@@ -33,8 +33,9 @@ def lowered_ops() -> list[str]:
 # Lowerings written for unsigned bytes (u8 is an LLVM i8, so a lowering that assumes signed
 # integers would compare, extend or convert it wrongly): the quantized kernels, conversion,
 # and data movement, which never looks at the values.
-U8_LOWERINGS = frozenset({"quantize", "dequantize", "qlinear", "qconv2d", "cast", "reshape",
-                          "flatten", "transpose", "concat", "slice", "split"})
+U8_LOWERINGS = frozenset({"quantize", "dequantize", "qlinear", "qconv2d", "qmatmul", "qadd",
+                          "qmax_pool2d", "cast", "reshape", "flatten", "transpose", "concat",
+                          "slice", "split"})
 
 
 def check_lowerable(graph: Graph) -> None:

@@ -233,3 +233,83 @@ def _powi(b: KBuilder, x, n: int):
             square = b.fmul(square, square)
     return const(x.type, 1.0) if result is None else result
 
+
+# ---- trigonometry: sin, cos, tan -------------------------------------------------------------
+# float32: the argument is reduced by pi/2 in float64 (pi/2 in two parts, the first with 33
+# significant bits, so q * PIO2_HI is exact for |q| < 2**20) and fdlibm's float64 kernels run
+# on the remainder; one rounding to float32 at the end gives about half an ulp. Vectors with a
+# lane past TRIG_LIMIT (or inf/NaN) call the C library instead, lane by lane.
+PIO2_HI = 1.57079632673412561417e+00
+PIO2_LO = 6.07710050650619224932e-11
+TRIG_LIMIT = 2.0**19
+_SIN = [1.58969099521155010221e-10, -2.50507602534068634195e-08, 2.75573137070700676789e-06,
+        -1.98412698298579493134e-04, 8.33333333332248946124e-03, -1.66666666666666324348e-01]
+_COS = [-1.13596475577881948265e-11, 2.08757232129817482790e-09, -2.75573143513906633035e-07,
+        2.48015872894767294178e-05, -1.38888888888741095749e-03, 4.16666666666666019037e-02]
+
+
+def any_lane(b: KBuilder, mask):
+    """One i1: whether any lane of the i1 (vector) `mask` is set."""
+    if lanes_of(mask.type) == 1:
+        return mask
+    return b.intrinsic("vector.reduce.or", [mask], ret=ir.IntType(1))
+
+
+def _sin_cos_kernels(b: KBuilder, r):
+    """(sin r, cos r) for |r| <= pi/4, float64."""
+    t = r.type
+    z = b.fmul(r, r)
+    s = b.fmuladd(b.fmul(z, r), b.poly(z, _SIN), r)
+    c = b.fmuladd(b.fmul(z, z), b.poly(z, _COS), b.fmuladd(z, const(t, -0.5), const(t, 1.0)))
+    return s, c
+
+
+def _trig_f32(b: KBuilder, x, which: str):
+    """sin, cos or tan of float32 lanes with |x| <= TRIG_LIMIT, through float64."""
+    lanes = lanes_of(x.type)
+    dt, it = vec_type(F64, lanes), vec_type(I32, lanes)
+    xd = b.fpext(x, dt)
+    q = b.intrinsic("rint", [b.fmul(xd, const(dt, 2 / math.pi))])
+    r = b.fmuladd(q, const(dt, -PIO2_LO), b.fmuladd(q, const(dt, -PIO2_HI), xd))
+    s, c = _sin_cos_kernels(b, r)
+    quadrant = b.and_(b.fptosi(q, it), const(it, 3))
+    if which == "cos":  # cos x = sin(x + pi/2)
+        quadrant = b.and_(b.add(quadrant, const(it, 1)), const(it, 3))
+    odd = b.trunc(quadrant, vec_type(ir.IntType(1), lanes))
+    if which == "tan":  # quadrants 1 and 3: -cos r / sin r
+        y = b.select(odd, b.fdiv(b.fneg(c), s), b.fdiv(s, c))
+    else:
+        y = b.select(odd, c, s)
+        negative = b.icmp_unsigned(">=", quadrant, const(it, 2))
+        y = b.select(negative, b.fneg(y), y)
+    y = b.fptrunc(y, x.type)
+    if which == "cos":
+        return y
+    return b.select(b.fcmp("==", x, const(x.type, 0.0)), x, y)  # sin and tan keep -0.0
+
+
+def _trig(b: KBuilder, x, which: str):
+    if is_f64(x):
+        return per_lane(b, which, x)
+    rare = any_lane(b, b.fcmp_unordered(">", fabs(b, x), const(x.type, TRIG_LIMIT)))
+    with b.if_else(rare) as (slow, fast):
+        with slow:
+            slow_value, slow_block = per_lane(b, which, x), b.block
+        with fast:
+            fast_value, fast_block = _trig_f32(b, x, which), b.block
+    out = b.phi(x.type)
+    out.add_incoming(slow_value, slow_block)
+    out.add_incoming(fast_value, fast_block)
+    return out
+
+
+def sin(b: KBuilder, x):
+    return _trig(b, x, "sin")
+
+
+def cos(b: KBuilder, x):
+    return _trig(b, x, "cos")
+
+
+def tan(b: KBuilder, x):
+    return _trig(b, x, "tan")

@@ -17,6 +17,7 @@ from .. import __version__
 from .build import add_bench, add_compile, add_profile, add_run
 from .common import Formatter, import_path, load_model
 from .debug import Finding, add_bisect, add_repro_verb
+from .quantize import add_quantize
 from .view import add_dump, add_graph, add_passes
 
 __all__ = ["load_model", "main", "parser"]
@@ -31,6 +32,7 @@ where to start:
   latency against reference   lamina bench MODEL -O 3
   which pass broke numbers    lamina bisect MODEL -O 3
   replay a bug report         lamina repro lamina-repro.npz
+  int8 after training         lamina quantize MODEL --calibration data.npz -o q.npz
   the passes and pipelines    lamina passes
 
 try: lamina dump examples/small_cnn.py:build -O 3 --diff
@@ -59,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
                    help="on an error, show the Python traceback instead of one line")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in (add_dump, add_graph, add_passes, add_compile, add_run, add_bench, add_profile,
-                add_bisect, add_repro_verb):
+                add_bisect, add_repro_verb, add_quantize):
         add(sub)
     return p
 

@@ -2,14 +2,18 @@
 
 from . import (  # noqa: F401
     backward,
+    bf16,
+    bitwise,
     elementwise,
     fused,
     loss,
+    narrow,
     nn,
     quant,
     recurrent,
     reduce,
     shape,
+    trig,
     volumetric,
 )
 from .registry import REQUIRED, Attr, Fusion, OpDef, all_ops, get, names, register

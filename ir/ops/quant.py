@@ -27,6 +27,26 @@ relu}`
     x_zero_point, wq) + bias in int32 -- padding holds x_zero_point, a real 0 -- then
     qlinear's epilogue per output channel (axis 1).
 
+`qmatmul(aq, bq) {a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point,
+dtype}`
+    The integer matmul of two activations (attention's Q.K^T and P.V): a [..., M, K] and
+    b [..., K, N], u8 or i8 each, per tensor, batch axes broadcasting as matmul's:
+        acc = (aq - a_zero_point) @ (bq - b_zero_point)                            (int32)
+    then qlinear's epilogue with the one multiplier M = a_scale * b_scale / y_scale (dtype
+    u8/i8), or S = a_scale * b_scale (dtype f32). With K * 255 * 255 < 2**31 (K below
+    33025) no sum overflows. (ONNX: MatMulInteger, Cast, Mul, QuantizeLinear with scale 1.)
+`qadd(aq, bq) {a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, dtype,
+relu}`
+    quantize(dequantize(aq) + dequantize(bq)) with numpy broadcasting, defined as those
+    float32 operations in that order -- (float32(a - za) * sa + float32(b - zb) * sb) / sy,
+    round half to even, + zy, saturate; relu: max(y, zy) -- so that it equals the QDQ graph
+    it replaces bit for bit, without the float tensors in memory.
+
+`qmax_pool2d(q) {kernel, stride, pad, dilation, ceil_mode}`
+    max_pool2d on u8/i8 bytes, the result in the same dtype: quantizing is monotone, so
+    the maximum of quantized values is the quantized maximum and needs no parameters;
+    padding never wins (it holds the dtype's least value).
+
 int32 accumulation wraps on overflow (two's complement), as every native kernel does; with
 K * 255 * 128 < 2**31 (K below 65793) no sum can overflow.
 """
@@ -37,7 +57,7 @@ import numpy as np
 
 from ..errors import InvalidAttributeError, ShapeError
 from ..tensor_type import TensorType
-from .nn import WINDOW
+from .nn import POOL, WINDOW, pool_infer
 from .registry import Attr, Fusion, OpDef, get, register
 from .shape_rules import axis as norm_axis
 from .shape_rules import window_out
@@ -265,3 +285,114 @@ register(OpDef(
     fusion=Fusion.OPAQUE,
     doc="integer conv2d: conv2d(xq - x_zero_point, wq) + bias in int32 (padding holds the "
         "zero point), then qlinear's requantize per output channel"))
+
+
+# ---- qmatmul: both operands activations -----------------------------------------------------
+def _scale_attr(default=None) -> Attr:
+    check = (lambda v: np.isfinite(v) and v > 0)
+    return Attr("float", check=check, rule="positive") if default is None else \
+        Attr("float", default, check, "positive")
+
+
+TWO_OPERANDS = {
+    "a_scale": _scale_attr(), "a_zero_point": Attr("int", 0),
+    "b_scale": _scale_attr(), "b_zero_point": Attr("int", 0),
+    "y_scale": _scale_attr(1.0), "y_zero_point": Attr("int", 0),
+}
+
+
+def _check_two(a, b, a_zero_point, b_zero_point, dtype, y_zero_point, op: str) -> None:
+    if a.dtype not in RANGES or b.dtype not in RANGES:
+        raise ShapeError(f"{op} takes u8/i8 operands, got {a}, {b}")
+    for name, t, zp in (("a", a, a_zero_point), ("b", b, b_zero_point)):
+        lo, hi = RANGES[t.dtype]
+        if not lo <= zp <= hi:
+            raise InvalidAttributeError(f"{name}_zero_point {zp} outside {t.dtype}")
+    if dtype in RANGES and not RANGES[dtype][0] <= y_zero_point <= RANGES[dtype][1]:
+        raise InvalidAttributeError(f"y_zero_point {y_zero_point} outside {dtype}")
+
+
+def _qmatmul_infer(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, y_scale,
+                   y_zero_point, dtype):
+    _check_two(a, b, a_zero_point, b_zero_point, dtype, y_zero_point, "qmatmul")
+    if a.rank < 2 or b.rank < 2 or a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"qmatmul: {a} @ {b} do not match ([..., M, K] @ [..., K, N])")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"qmatmul: batch dimensions do not broadcast: {a} @ {b}") from None
+    return TensorType((*batch, a.shape[-2], b.shape[-1]), dtype)
+
+
+def _qmatmul(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point,
+             dtype):
+    acc = (np.asarray(a, np.int64) - a_zero_point) @ (np.asarray(b, np.int64) - b_zero_point)
+    mult = multipliers(1, a_scale, (b_scale,), y_scale, dtype).reshape(())
+    return requantize(acc.astype(np.int32), mult, y_zero_point, dtype, False)
+
+
+register(OpDef(
+    name="qmatmul",
+    infer=_qmatmul_infer,
+    compute=_qmatmul,
+    attrs={**TWO_OPERANDS, "dtype": QLINEAR_ATTRS["dtype"]},
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="integer batched matmul of two activations: (aq - a_zero_point) @ (bq - "
+        "b_zero_point) in int32, then requantized with a_scale * b_scale / y_scale (or "
+        "scaled to f32)"))
+
+
+# ---- qadd -----------------------------------------------------------------------------------
+def _qadd_infer(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point,
+                dtype, relu):
+    _check_two(a, b, a_zero_point, b_zero_point, dtype, y_zero_point, "qadd")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"qadd: {a} and {b} do not broadcast") from None
+    return TensorType(shape, dtype)
+
+
+def _qadd(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point,
+          dtype, relu):
+    s = dequantize_array(a, (a_scale,), (a_zero_point,)) + \
+        dequantize_array(b, (b_scale,), (b_zero_point,))
+    q = quantize_array(s, (y_scale,), (y_zero_point,), dtype=dtype)
+    return np.maximum(q, q.dtype.type(y_zero_point)) if relu else q
+
+
+register(OpDef(
+    name="qadd",
+    infer=_qadd_infer,
+    compute=_qadd,
+    attrs={**TWO_OPERANDS, "dtype": Attr("str", "u8", lambda v: v in RANGES, "u8 or i8"),
+           "relu": Attr("bool", False)},
+    arity=(2, 2),
+    fusion=Fusion.OPAQUE,
+    doc="quantize(dequantize(aq) + dequantize(bq)) [relu] in one step, the same float32 "
+        "operations: the integer-domain residual add"))
+
+
+# ---- qmax_pool2d ----------------------------------------------------------------------------
+def _qmax_pool_infer(x, **window):
+    if x.dtype not in RANGES:
+        raise ShapeError(f"qmax_pool2d takes u8/i8, got {x}")
+    return TensorType(pool_infer(TensorType(x.shape, "f32"), **window).shape, x.dtype)
+
+
+def _qmax_pool(x, **window):
+    # max_pool2d's semantics on float32 copies of the bytes (exact), then back
+    x = np.asarray(x)
+    return get("max_pool2d").compute(x.astype(np.float32), **window).astype(x.dtype)
+
+
+register(OpDef(
+    name="qmax_pool2d",
+    infer=_qmax_pool_infer,
+    compute=_qmax_pool,
+    attrs=POOL,
+    arity=(1, 1),
+    fusion=Fusion.OPAQUE,
+    doc="max_pool2d on quantized u8/i8 values: the maximum commutes with quantizing, so "
+        "bytes in, bytes out, no parameters"))

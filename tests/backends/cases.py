@@ -407,4 +407,9 @@ def by_op() -> dict[str, list[Case]]:
     return out
 
 
-from . import cases_int8  # noqa: E402, F401  (registers the quantized operators' cases)
+from . import (  # noqa: E402, F401  (they register more operators' cases)
+    cases_bf16,  # bf16_linear
+    cases_int8,  # the quantized operators
+    cases_math,  # trigonometry, round, bit operators
+    cases_narrow,  # round_to_format
+)

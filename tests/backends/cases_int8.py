@@ -61,3 +61,31 @@ _qconv("u8-pad", (2, 3, 7, 7), (17, 3, 3, 3), np.uint8, "u8", True, pad=(1, 1, 1
 _qconv("i8-stride-dilation", (1, 5, 9, 8), (6, 5, 2, 3), np.int8, "i8", False,
        stride=(2, 1), pad=(0, 2, 1, 1), dilation=(2, 1))
 _qconv("u8-f32-1x1", (3, 8, 4, 5), (33, 8, 1, 1), np.uint8, "f32", False)
+_qconv("u8-depthwise-s2", (1, 6, 9, 18), (6, 1, 3, 3), np.uint8, "u8", True,
+       pad=(1, 1, 1, 1), stride=(2, 2), groups=6)
+_qconv("i8-grouped", (2, 8, 5, 7), (6, 4, 3, 3), np.int8, "f32", False, pad=(1, 0, 1, 2),
+       groups=2)
+
+
+def _two(op, variant, ash, bsh, adt, bdt, dtype, **extra):
+    def q(shape, dt):
+        lo, hi = (0, 256) if dt == np.uint8 else (-128, 128)
+        return randint(lo, hi, *shape, dtype=dt)
+
+    attrs = {"a_scale": 0.03, "a_zero_point": 7 if adt == np.uint8 else -5, "b_scale": 0.011,
+             "b_zero_point": 131 if bdt == np.uint8 else 3, "y_scale": 0.9 if op == "qmatmul"
+             else 0.05, "y_zero_point": 0 if dtype == "f32" else 12, "dtype": dtype, **extra}
+    case(op, variant, {"a": q(ash, adt), "b": q(bsh, bdt)}, attrs=attrs, **EXACT)
+
+
+_two("qmatmul", "u8-i8-batched-odd", (2, 3, 5, 7), (3, 7, 17), np.uint8, np.int8, "u8")
+_two("qmatmul", "i8-u8-f32-n16", (4, 9, 64), (4, 64, 16), np.int8, np.uint8, "f32")
+_two("qmatmul", "u8-u8-2d", (1, 1), (1, 33), np.uint8, np.uint8, "i8")
+_two("qadd", "u8-relu-broadcast", (2, 3, 4, 37), (3, 1, 37), np.uint8, np.uint8, "u8",
+     relu=True)
+_two("qadd", "i8-u8-to-i8", (5, 19), (5, 19), np.int8, np.uint8, "i8", relu=False)
+case("qmax_pool2d", "u8-3x3-s2-pad", {"x": randint(0, 256, 2, 3, 9, 37, dtype=np.uint8)},
+     attrs={"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1, 1, 1)}, **EXACT)
+case("qmax_pool2d", "i8-ceil-s3-dil", {"x": randint(-128, 128, 1, 2, 8, 20, dtype=np.int8)},
+     attrs={"kernel": (2, 3), "stride": (1, 3), "pad": (0, 1, 1, 1), "dilation": (2, 1),
+            "ceil_mode": True}, **EXACT)

@@ -199,13 +199,20 @@ def test_qconv2d_bit_exact(xs, ws, window, xdt, dtype, features):
     check(g, x_for(xs[:-1], xs[-1], xdt), num_threads=2, target_features=features)
 
 
-def test_grouped_qconv2d_is_refused_by_name():
+def test_grouped_qconv2d_hand_computed():
+    """Depthwise (tests/backends/test_int8_grouped_conv.py has the rest): channel c holds
+    c + 10 with zero point 10, a 3x3 window of ones padded by 1 sums c * (cells inside)."""
     g = ir.Graph()
     x = g.add_input("x", ir.TensorType((1, 4, 5, 5), "u8"))
     w = g.add_weight("w", np.ones((4, 1, 3, 3), np.int8))
-    g.outputs = [g.call("qconv2d", x, w, groups=4, x_scale=0.1, w_scale=(0.1,), name="dw")]
-    with pytest.raises(ir.LaminaError, match=r"%dw \(qconv2d\).*groups > 1"):
-        llvm.compile_graph(g)
+    g.outputs = [g.call("qconv2d", x, w, groups=4, pad=(1, 1, 1, 1), x_scale=0.5,
+                        x_zero_point=10, w_scale=(0.25,), dtype="f32", name="dw")]
+    xv = (np.arange(4, dtype=np.uint8) + 10).reshape(1, 4, 1, 1).repeat(5, 2).repeat(5, 3)
+    inside = np.array([2, 3, 3, 3, 2])
+    cells = np.outer(inside, inside)  # 4 at the corners, 6 on the edges, 9 inside
+    want = np.arange(4).reshape(1, 4, 1, 1) * cells * 0.125
+    np.testing.assert_array_equal(llvm.compile_graph(g, num_threads=1)(xv),
+                                  want.astype(np.float32))
 
 
 @pytest.mark.parametrize("m,k,n", [(3, 0, 5), (0, 4, 5), (3, 4, 0)])

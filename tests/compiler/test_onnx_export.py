@@ -28,6 +28,8 @@ def ort_of(graph: ir.Graph, args, **kw) -> list[np.ndarray]:
 
 
 def _opset(c) -> int:
+    if c.op == "round_to_format":  # ONNX's Cast has float8 from opset 19, int4 from 21
+        return 21
     return 19 if c.op in ("avg_pool2d", "avg_pool3d") \
         and any(d != 1 for d in c.attrs.get("dilation", ())) else 18
 
@@ -35,6 +37,10 @@ def _opset(c) -> int:
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
 def test_registry_case_exports(c):
     g = c.graph()
+    if c.opset > 21:  # its ONNX operator is newer than any opset the exporter writes
+        with pytest.raises(OnnxExportError, match=f"from opset {c.opset}"):
+            save_onnx(g, opset=21)
+        return
     compare(ort_of(g, c.inputs, opset=_opset(c)), run(g, *c.inputs), max(c.rtol, 1e-5),
             max(c.atol, 1e-5), c.id)
 

@@ -64,6 +64,7 @@ class Case:
     consts: dict[str, np.ndarray] = field(default_factory=dict)  # extra ONNX initialisers
     rtol: float = 1e-5
     atol: float = 1e-6
+    opset: int = OPSET  # the peer's (BitCast needs 26)
 
     @property
     def id(self) -> str:
@@ -94,7 +95,7 @@ class Case:
         inits = {**{k: self.args[k] for k in self.weights}, **self.consts}
         graph = helper.make_graph(self.nodes, self.variant, inputs, outputs,
                                   [numpy_helper.from_array(a, k) for k, a in inits.items()])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)],
                                   ir_version=IR_VERSION)
         return model  # onnxruntime checks it (onnx.checker wants output shapes we leave out)
 
@@ -119,8 +120,11 @@ def by_op() -> dict[str, list[Case]]:
 def _load() -> None:
     from . import (  # noqa: F401
         cases_backward,
+        cases_bf16,
         cases_elementwise,
         cases_fused,
+        cases_math,
+        cases_narrow,
         cases_nn,
         cases_quant,
         cases_recurrent,

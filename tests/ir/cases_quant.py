@@ -124,3 +124,63 @@ _qconv("u8-pad-relu", (1, 3, 6, 6), (4, 3, 3, 3), _U8, "u8", True, {"pad": (1, 1
 _qconv("i8-stride-dilation", (2, 2, 9, 8), (5, 2, 3, 2), _I8, "i8", False,
        {"stride": (2, 1), "pad": (1, 0, 2, 1), "dilation": (1, 2)})
 _qconv("u8-f32", (1, 4, 5, 5), (3, 4, 1, 1), _U8, "f32", False, {})
+
+
+# ---- qmatmul: MatMulInteger with both zero points, Cast, Mul, [QuantizeLinear(scale 1)] -----
+def _qmatmul(variant, ash, bsh, adt, bdt, dtype):
+    def q(shape, dt):
+        lo, hi = (0, 256) if dt == _U8 else (-128, 128)
+        return _q(randint(lo, hi, *shape), dt)
+
+    a_zp, b_zp = (7 if adt == _U8 else -5), (131 if bdt == _U8 else 3)
+    y_zp = {"u8": 12, "i8": -4, "f32": 0}[dtype]
+    attrs = {"a_scale": 0.03, "a_zero_point": a_zp, "b_scale": 0.011, "b_zero_point": b_zp,
+             "y_scale": 0.9, "y_zero_point": y_zp, "dtype": dtype}
+    mult = np.float32(0.03 * 0.011 if dtype == "f32" else 0.03 * 0.011 / 0.9)
+    consts = {"az": adt(a_zp), "bz": bdt(b_zp), "m": mult}
+    nodes = [N("MatMulInteger", "a", "b", "az", "bz", out="acc"), N("Cast", "acc", out="f", to=1),
+             N("Mul", "f", "m", out="y" if dtype == "f32" else "yf")]
+    if dtype != "f32":
+        consts.update(one=np.float32(1.0), yz=(_U8 if dtype == "u8" else _I8)(y_zp))
+        nodes.append(N("QuantizeLinear", "yf", "one", "yz"))
+    case("qmatmul", variant, {"a": q(ash, adt), "b": q(bsh, bdt)}, nodes, attrs=attrs,
+         consts=consts, rtol=0, atol=0)
+
+
+_qmatmul("u8-i8-batched", (2, 3, 5, 7), (2, 3, 7, 6), _U8, _I8, "u8")
+_qmatmul("u8-u8-broadcast-f32", (2, 4, 33), (33, 18), _U8, _U8, "f32")
+_qmatmul("i8-i8", (3, 6, 16), (3, 16, 5), _I8, _I8, "i8")
+
+
+# ---- qadd: DequantizeLinear x 2, Add, [Relu], QuantizeLinear ---------------------------------
+def _qadd(variant, ash, bsh, adt, bdt, dtype, relu):
+    lo = {_U8: 0, _I8: -128}
+    args = {"a": _q(randint(lo[adt], lo[adt] + 256, *ash), adt),
+            "b": _q(randint(lo[bdt], lo[bdt] + 256, *bsh), bdt)}
+    a_zp, b_zp, y_zp = (100 if adt == _U8 else -9), (3 if bdt == _U8 else 20), \
+        (40 if dtype == "u8" else -6)
+    attrs = {"a_scale": 0.05, "a_zero_point": a_zp, "b_scale": 0.0123, "b_zero_point": b_zp,
+             "y_scale": 0.07, "y_zero_point": y_zp, "dtype": dtype, "relu": relu}
+    ydt = _U8 if dtype == "u8" else _I8
+    consts = {"sa": np.float32(0.05), "za": adt(a_zp), "sb": np.float32(0.0123), "zb": bdt(b_zp),
+              "sy": np.float32(0.07), "zy": ydt(y_zp)}
+    nodes = [N("DequantizeLinear", "a", "sa", "za", out="af"),
+             N("DequantizeLinear", "b", "sb", "zb", out="bf"), N("Add", "af", "bf", out="s")]
+    if relu:
+        nodes.append(N("Relu", "s", out="r"))
+    nodes.append(N("QuantizeLinear", "r" if relu else "s", "sy", "zy"))
+    case("qadd", variant, args, nodes, attrs=attrs, consts=consts, rtol=0, atol=0)
+
+
+_qadd("u8-relu-broadcast", (2, 3, 4, 5), (3, 1, 5), _U8, _U8, "u8", True)
+_qadd("i8-u8-to-i8", (7, 9), (7, 9), _I8, _U8, "i8", False)
+
+
+# ---- qmax_pool2d: MaxPool on the bytes --------------------------------------------------------
+case("qmax_pool2d", "u8-3x3-s2-pad", {"x": _q(randint(0, 256, 1, 3, 7, 9), _U8)},
+     N("MaxPool", "x", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+     attrs={"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1, 1, 1)}, rtol=0, atol=0)
+case("qmax_pool2d", "i8-ceil-dilation", {"x": _q(randint(-128, 128, 2, 2, 9, 11), _I8)},
+     N("MaxPool", "x", kernel_shape=[2, 3], strides=[2, 2], dilations=[2, 1], ceil_mode=1),
+     attrs={"kernel": (2, 3), "stride": (2, 2), "dilation": (2, 1), "ceil_mode": True},
+     rtol=0, atol=0)

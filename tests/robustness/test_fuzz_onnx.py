@@ -217,16 +217,18 @@ def _if_node(draw, outs: list[str], depth: int = 0):
                                  "two_inputs"]))
     inputs = {"none": [], "empty_name": [""], "undefined": ["undefined"],
               "two_inputs": [f"c_{cond}", "x"]}.get(cond, [f"c_{cond}"])
-    sound = cond in SOUND_CONDITIONS
-    then_taken = sound and bool(CONDITIONS[cond].reshape(-1)[0])
+    # a run-time condition imports both branches (selected by `where`): both must be sound
+    sound = cond in SOUND_CONDITIONS or cond == "runtime"
+    then_taken = None if cond == "runtime" else sound and bool(CONDITIONS[cond].reshape(-1)[0])
     attrs = {}
     for key, tag in (("then_branch", "t"), ("else_branch", "e")):
         form = draw(st.sampled_from(["graph"] * 6 + ["missing", "int", "string", "graphs",
                                                      "floats"]))
         if form == "graph":
             attrs[key], ok = draw(_branch_graph(tag, len(outs), depth))
-            sound &= ok or (key == "then_branch") != then_taken  # the branch not taken
-            # may hide a flaw: only its form and output count are checked
+            sound &= ok or (then_taken is not None and (key == "then_branch") != then_taken)
+            # (the branch not taken may hide a flaw: only its form and output count are
+            # checked)
         else:
             sound = False
             if form != "missing":

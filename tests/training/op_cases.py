@@ -69,8 +69,17 @@ NON_DIFFERENTIABLE = {
                          "sees the operators of its body",
     **dict.fromkeys(("lstm", "gru", "rnn"), "inference op from ONNX import; compiler.nn.LSTM "
                     "traces to differentiable cells"),
-    **dict.fromkeys(("quantize", "dequantize", "qlinear", "qconv2d"), "post-training "
-                    "quantization: integer (u8/i8/i32) operands or results, inference only"),
+    **dict.fromkeys(("quantize", "dequantize", "qlinear", "qconv2d", "qmatmul", "qadd",
+                     "qmax_pool2d"),
+                    "post-training quantization: integer (u8/i8/i32) operands or results, "
+                    "inference only"),
+    **dict.fromkeys(("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bit_shift"),
+                    "integer operands and results"),
+    "bitcast": "it reinterprets bits: between a float and an integer type",
+    **dict.fromkeys(("bf16_linear", "bf16_conv2d"), "post-training bfloat16 weights (two "
+                    "per i32 word), inference only"),
+    "round_to_format": "ONNX's Cast to float8/float4/int4 read back: piecewise constant, "
+                       "inference only",
 }
 
 # Operators whose rule gives no gradient on purpose (not by calculus, so finite differences
@@ -95,6 +104,12 @@ case("clip", "both", {"min": -0.5, "max": 0.7}, x=X)
 case("clip", "min_only", {"min": 0.3}, x=X)
 case("clip", "max_only", {"max": -0.2}, x=X)
 case("cast", "f64", {"dtype": "f64"}, x=X)
+for _op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh"):
+    case(_op, "basic", x=X)
+for _op in ("asin", "acos", "atanh"):
+    case(_op, "inside", x=uniform(-0.9, 0.9, 3, 4))
+case("acosh", "above_one", x=uniform(1.2, 4, 3, 4))
+case("round", "off_halves", x=np.arange(12.0).reshape(3, 4) - 5.7)  # all 0.2 from k + 0.5
 
 for _op in ("add", "sub", "mul", "maximum", "minimum"):
     case(_op, "same", a=randn(3, 4), b=randn(3, 4))

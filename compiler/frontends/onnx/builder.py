@@ -11,7 +11,7 @@ import numpy as np
 import ir
 from ir import LaminaError, TensorType
 from ir.errors import LaminaWarning
-from ir.ops import registry
+from ir.ops import narrow, registry
 from ir.tensor_type import DTYPES, FLOATS, check_size, dtype_name, format_bytes
 
 IR_DTYPES = set(DTYPES.values())  # the numpy dtypes Lamina's tensors can have
@@ -82,6 +82,10 @@ class OnnxNode:
 WIDER = {"float16": np.float32, "bfloat16": np.float32, "int8": np.int32,
          "uint8": np.int32, "int16": np.int32, "uint16": np.int32, "uint32": np.int64,
          "uint64": np.int64}  # (values past 2**63 wrap: stated in docs/ONNX_CONFORMANCE.md)
+# float8, float4, int4 and int2 too; a Cast to one rounds to it (ir/ops/narrow.py), and their
+# one-byte codes are read and written by narrow.from_storage / to_storage
+WIDER.update({name: np.float32 if f.kind != "int" else np.int32
+              for name, f in narrow.FORMATS.items()})
 
 
 def widened(dt: np.dtype | None) -> np.dtype | None:
@@ -93,7 +97,7 @@ def read_array(tensor, what: str) -> np.ndarray:
     """A TensorProto's data, widened to a type the IR has (see WIDER)."""
     array = _read_stored(tensor, what)
     wider = widened(array.dtype)
-    return array if wider == array.dtype else array.astype(wider)
+    return array if wider == array.dtype else narrow.from_storage(array, wider)
 
 
 def _read_stored(tensor, what: str) -> np.ndarray:
@@ -148,6 +152,9 @@ class Builder:
         self.training: list[tuple[str, str]] = []  # (node label, what was done instead)
         self.file_bytes = 0  # bytes of the tensors the model file holds
         self.computed = 0  # bytes computed at import by folds (see FOLD_BYTES)
+        # ONNX tensor name -> its element type as the file declares it (before WIDER): the
+        # quantized operators (ops/quant.py) keep int8/uint8 as such where they meet them
+        self.stored: dict[str, np.dtype] = {}
 
     def name_constant(self, array: np.ndarray, name: str) -> None:
         """Remember that `array` holds the ONNX tensor `name` (a folded weight is named

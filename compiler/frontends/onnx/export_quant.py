@@ -87,3 +87,57 @@ def _qconv2d(ex: Exporter, node: ir.Node) -> None:
         bias = ex.emit("Reshape", [ex.name(node.inputs[2]), shape], hint=f"{out}.bias")
         acc = ex.emit("Add", [acc, bias], hint=f"{out}.biased")
     _epilogue(ex, node, acc, (o, 1, 1))
+
+
+def _zp(ex: Exporter, v: ir.Value, zp: int, hint: str) -> str:
+    return ex.const(np.asarray(zp, _NP[v.type.dtype]), hint)
+
+
+@exporter("qmatmul", handles=("a_scale", "a_zero_point", "b_scale", "b_zero_point", "y_scale",
+                              "y_zero_point", "dtype"))
+def _qmatmul(ex: Exporter, node: ir.Node) -> None:
+    """MatMulInteger, Cast, Mul by the one multiplier, [QuantizeLinear with scale 1]."""
+    a_, out = node.attrs, ex.out(node)
+    a, b = node.inputs
+    acc = ex.emit("MatMulInteger", [ex.name(a), ex.name(b),
+                                    _zp(ex, a, a_["a_zero_point"], f"{out}.a_zero_point"),
+                                    _zp(ex, b, a_["b_zero_point"], f"{out}.b_zero_point")],
+                  hint=f"{out}.acc")
+    f = ex.emit("Cast", [acc], hint=f"{out}.float", to=1)
+    mult = multipliers(1, a_["a_scale"], (a_["b_scale"],), a_["y_scale"], a_["dtype"])
+    last = a_["dtype"] == "f32"
+    y = ex.emit("Mul", [f, ex.const(mult.reshape(()), f"{out}.multiplier")],
+                [out] if last else None, hint=f"{out}.scaled")
+    if not last:
+        ex.emit("QuantizeLinear", [y, ex.const(np.float32(1.0), f"{out}.one"),
+                                   ex.const(np.asarray(a_["y_zero_point"], _NP[a_["dtype"]]),
+                                            f"{out}.y_zero_point")], [out])
+
+
+@exporter("qadd", handles=("a_scale", "a_zero_point", "b_scale", "b_zero_point", "y_scale",
+                           "y_zero_point", "dtype", "relu"))
+def _qadd(ex: Exporter, node: ir.Node) -> None:
+    """DequantizeLinear both, Add, [Relu], QuantizeLinear: qadd's definition. (Relu before
+    quantizing equals the max with the zero point after: quantizing is monotone and maps 0
+    to the zero point.)"""
+    a_, out = node.attrs, ex.out(node)
+    floats = []
+    for v, p in zip(node.inputs, "ab"):
+        floats.append(ex.emit("DequantizeLinear", [
+            ex.name(v), ex.const(np.float32(a_[f"{p}_scale"]), f"{out}.{p}_scale"),
+            _zp(ex, v, a_[f"{p}_zero_point"], f"{out}.{p}_zero_point")], hint=f"{out}.{p}"))
+    y = ex.emit("Add", floats, hint=f"{out}.sum")
+    if a_["relu"]:
+        y = ex.emit("Relu", [y], hint=f"{out}.relu")
+    ex.emit("QuantizeLinear", [y, ex.const(np.float32(a_["y_scale"]), f"{out}.y_scale"),
+                               ex.const(np.asarray(a_["y_zero_point"], _NP[a_["dtype"]]),
+                                        f"{out}.y_zero_point")], [out])
+
+
+@exporter("qmax_pool2d", handles=("kernel", "stride", "pad", "dilation", "ceil_mode"))
+def _qmax_pool2d(ex: Exporter, node: ir.Node) -> None:
+    """MaxPool, which takes uint8/int8 since opset 12: the same bytes."""
+    a = node.attrs
+    ex.emit("MaxPool", ex.ins(node), [ex.out(node)], kernel_shape=list(a["kernel"]),
+            strides=list(a["stride"]), pads=list(a["pad"]), dilations=list(a["dilation"]),
+            ceil_mode=int(a["ceil_mode"]))

@@ -21,7 +21,13 @@ import ir
 from ir.ops import registry
 from ir.ops.registry import attr_key
 
-from . import export_ops, export_quant  # noqa: F401  (the exporter functions register)
+from . import (  # noqa: F401  (the exporter functions register)
+    export_bf16,
+    export_math,
+    export_narrow,
+    export_ops,
+    export_quant,
+)
 from .emitter import DEFAULT_OPSET, EXPORTERS, Exporter, OnnxExportError, onnx_dtype
 
 

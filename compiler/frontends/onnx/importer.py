@@ -196,6 +196,7 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
                               unsupported=[("<initializer>", t.values.name, "sparse tensor")
                                            for t in g.sparse_initializer])
     _check_names(g, where)
+    b.stored = _declared_types(g)
     for inp, shape in _input_shapes(g, env, input_shapes, where):
         env[inp.name] = graph.add_input(graph.fresh_name(inp.name), shape)
     nodes = _live_nodes(g, env, where)
@@ -225,6 +226,25 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
             f"{where}: the model still holds training-mode operators, imported for inference: "
             f"{listed}"), stacklevel=2)
     return graph
+
+
+def _declared_types(g) -> dict:
+    """Element types the file declares, by tensor name (initialisers, inputs, outputs,
+    value_info, Constant and Cast results), as stored before WIDER widens them: the
+    quantized operators read them to keep int8/uint8 tensors in their own types."""
+    import onnx
+
+    types = {t.name: t.data_type for t in g.initializer}
+    for v in [*g.input, *g.value_info, *g.output]:
+        if v.type.HasField("tensor_type"):
+            types.setdefault(v.name, v.type.tensor_type.elem_type)
+    for n in g.node:
+        for a in n.attribute:
+            if n.op_type == "Cast" and a.name == "to" and n.output:
+                types[n.output[0]] = a.i
+            elif n.op_type == "Constant" and a.type == onnx.AttributeProto.TENSOR and n.output:
+                types[n.output[0]] = a.t.data_type
+    return {name: dt for name, e in types.items() if (dt := stored_dtype(e)) is not None}
 
 
 class _Walk:

@@ -5,8 +5,8 @@ Each function takes the `Builder`, the `OnnxNode` (attributes, opset) and the no
 optional input), and returns the node's output(s). It builds registry operators with
 `b.call`, which evaluates them on the spot when every input is constant, so one function
 serves both the run-time graph and import-time constant folding. Operators without a
-registry counterpart (`Range`, `NonZero`, `Round`, `Sin`, `BitShift`, ...) only fold: they
-take their inputs with `b.const`, which raises `Unsupported` for a run-time value. This
+registry counterpart (`Range`, `NonZero`, ...) only fold: they take their inputs with
+`b.const`, which raises `Unsupported` for a run-time value. This
 module holds the elementwise, logic, reduction and constant-making operators; shape
 operators live in shape.py, neural-network ones in nn.py, Resize in resize.py and the
 recurrent ones in rnn.py, the table itself in common.py.
@@ -21,11 +21,12 @@ import math
 
 import numpy as np
 
+from ir.ops import narrow
 from ir.tensor_type import DTYPES, dtype_name
 
 from ...op_table import along
 from ...topk import topk
-from ..builder import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name
+from ..builder import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name, stored_dtype
 from .common import alias, dtype, handler, is_const, like, norm_axis, rank
 
 
@@ -72,6 +73,8 @@ def Cast(b: Builder, n: OnnxNode, x):
     to = np_dtype(n.get("to"))
     if to is None:
         raise Unsupported(f"cast to {onnx_type_name(n.get('to'))}")
+    if stored_dtype(n.get("to")).name in narrow.ROUNDINGS:  # float16 ... int2: in f32/i32
+        return _cast_narrow(b, n, x, stored_dtype(n.get("to")), to)
     if is_const(x):
         return x.astype(to)
     if to not in DTYPES.values():
@@ -79,9 +82,35 @@ def Cast(b: Builder, n: OnnxNode, x):
     return x if dtype(x) == to else b.call("cast", x, dtype=dtype_name(to))
 
 
+def _cast_narrow(b: Builder, n: OnnxNode, x, stored: np.dtype, to: np.dtype):
+    """A Cast to float16, bfloat16, float8, float4, int4 or int2: the value rounded to the
+    format (ONNX's rounding, saturation and special values: ir/ops/narrow.py) in the type it
+    travels in, `to` (f32, or i32 for the integer formats)."""
+    fmt = narrow.ROUNDINGS[stored.name]
+    if n.outputs and n.outputs[0]:  # a CastLike reading this value casts to its format
+        b.stored[n.outputs[0]] = stored
+    src = dtype(x)
+    if src.kind == "f" or (fmt.kind == "int" and src.name in ("int32", "int64")):
+        work = src  # what round_to_format takes as it is: one rounding from the source
+    elif fmt.kind == "int":
+        work = np.dtype(np.int32)  # bool, 8-bit: exact in int32
+    else:
+        work = np.dtype(np.float64 if src.name == "int64" else np.float32)
+    # saturate is float8's attribute: float16 and bfloat16 overflow to inf
+    attrs = {"format": fmt.name, "saturate": bool(n.get("saturate", 1)) and fmt.bits < 16}
+    if fmt.kind == "e8m0":
+        attrs["round_mode"] = n.get("round_mode", "up")
+    return _cast(b, b.call("round_to_format", _cast(b, x, work), **attrs), to)
+
+
 @handler
 def CastLike(b: Builder, n: OnnxNode, x, target):
-    return Cast(b, OnnxNode("Cast", n.name, [], [], {"to": _onnx_dtype(dtype(target))}), x)
+    # the target's type as the file declares it where Lamina carries it wider (float8 in f32)
+    stored = b.stored.get(n.inputs[1]) if len(n.inputs) > 1 else None
+    to = stored if stored is not None and stored.name in narrow.ROUNDINGS else dtype(target)
+    attrs = {k: n.attrs[k] for k in ("saturate", "round_mode") if k in n.attrs}
+    return Cast(b, OnnxNode("Cast", n.name, [], n.outputs, {"to": _onnx_dtype(to), **attrs}),
+                x)
 
 
 def _onnx_dtype(dt: np.dtype) -> int:
@@ -110,47 +139,21 @@ def _numpy_only(name: str, fn):
     alias(name, run)
 
 
-for _name, _fn in {
-    "Round": np.round,
-    "NonZero": lambda x: np.asarray(np.nonzero(x), np.int64),
-    "Sin": np.sin, "Cos": np.cos, "Tan": np.tan, "Asin": np.arcsin, "Acos": np.arccos,
-    "Atan": np.arctan,
-}.items():
-    _numpy_only(_name, _fn)
+_numpy_only("NonZero", lambda x: np.asarray(np.nonzero(x), np.int64))
 
 
-# ---- hyperbolic functions: exp, log and sqrt make them -------------------------------------
-@handler
-def Sinh(b: Builder, n: OnnxNode, x):
-    return b.call("mul", b.call("sub", b.call("exp", x), b.call("exp", b.call("neg", x))),
-                  like(x, 0.5))
+# ---- trigonometry, hyperbolic functions and Round: one registry operator each --------------
+def _float_unary(name: str, op: str):
+    def run(b: Builder, n: OnnxNode, x):
+        return b.call(op, x)
+
+    run.__name__ = name
+    alias(name, run)
 
 
-@handler
-def Cosh(b: Builder, n: OnnxNode, x):
-    return b.call("mul", b.call("add", b.call("exp", x), b.call("exp", b.call("neg", x))),
-                  like(x, 0.5))
-
-
-@handler
-def Asinh(b: Builder, n: OnnxNode, x):
-    """log(|x| + sqrt(x^2 + 1)) with x's sign (odd: no cancellation for negative x)."""
-    ax = b.call("abs", x)
-    y = b.call("log", b.call("add", ax, b.call("sqrt", b.call("add", b.call("mul", x, x),
-                                                                 like(x, 1)))))
-    return b.call("where", b.call("greater", like(x, 0), x), b.call("neg", y), y)
-
-
-@handler
-def Acosh(b: Builder, n: OnnxNode, x):
-    root = b.call("sqrt", b.call("sub", b.call("mul", x, x), like(x, 1)))
-    return b.call("log", b.call("add", x, root))
-
-
-@handler
-def Atanh(b: Builder, n: OnnxNode, x):
-    ratio = b.call("div", b.call("add", like(x, 1), x), b.call("sub", like(x, 1), x))
-    return b.call("mul", b.call("log", ratio), like(x, 0.5))
+for _name in ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh",
+              "Atanh", "Round"):
+    _float_unary(_name, _name.lower())
 
 
 @handler
@@ -473,6 +476,11 @@ def _binary(name: str, op: str):
         if name == "Div" and dtype(x).kind in "iu":  # the same in float64 (exact below 2**52)
             f = [b.call("cast", v, dtype="f64") for v in (x, y)]
             return b.call("cast", _trunc(b, b.call("div", *f)), dtype=dtype_name(dtype(x)))
+        if name == "Pow" and dtype(x).kind in "iu" and not (is_const(x) and is_const(y)):
+            # integer powers in float64: exact while the result is below 2**53
+            f = [v.astype(np.float64) if is_const(v) else b.call("cast", v, dtype="f64")
+                 for v in (x, y)]
+            return b.call("cast", b.call("pow", *f), dtype=dtype_name(dtype(x)))
         return b.call(op, x, y)
 
     run.__name__ = name
@@ -512,8 +520,9 @@ def CumSum(b: Builder, n: OnnxNode, x, axis):
     keep = (j >= i if reverse else j <= i) & ((j != i) if exclusive else True)
     if is_const(x):
         return np.moveaxis(np.moveaxis(x, a, -1) @ keep.T.astype(x.dtype), -1, a)
-    if dtype(x).kind != "f":
-        raise Unsupported(f"CumSum of {dtype(x)} values")
+    if dtype(x).kind != "f":  # integers in float64: exact while the sums stay below 2**53
+        return _cast(b, along(b, _cast(b, x, np.dtype(np.float64)), a,
+                              keep.astype(np.float64)), dtype(x))
     return along(b, x, a, keep.astype(np.float64))
 
 
@@ -543,10 +552,11 @@ def CumProd(b: Builder, n: OnnxNode, x, axis):
 
 @handler
 def BitShift(b: Builder, n: OnnxNode, x, y):
-    """Folds when both inputs are constant (Lamina has no shift operator)."""
-    x, y = b.const(x, "the input"), b.const(y, "the shift")
+    """ONNX shifts unsigned types, which the importer reads widened (uint8 as int32, ...):
+    bit_shift reads its operands as unsigned, so a right shift brings in zeros, and the
+    bits a left shift moves past the narrow type go when the output is narrowed back."""
     left = n.get("direction") in ("LEFT", b"LEFT")
-    return np.left_shift(x, y) if left else np.right_shift(x, y)
+    return b.call("bit_shift", x, y, direction="left" if left else "right")
 
 
 # ---- softmax -------------------------------------------------------------------------------
@@ -630,11 +640,26 @@ def _reduction(name: str, since: int, pre=None, op: str = "reduce_sum", post=Non
             s = b.call("reduce_sum", b.call("exp", b.call("sub", x, m)), axes=axes,
                        keepdims=keepdims)
             return b.call("add", b.call("log", s), m if keepdims else b.reshape(m, s.shape))
+        if op in ("reduce_max", "reduce_min") and not is_const(x) and \
+                dtype(x) in (np.bool_, np.int32):
+            return _int_extreme(b, x, op, axes, keepdims)
         y = b.call(op, pre(b, x) if pre else x, axes=axes, keepdims=keepdims)
         return post(b, y) if post else y
 
     run.__name__ = name
     alias(name, run)
+
+
+def _int_extreme(b: Builder, x, op: str, axes, keepdims):
+    """ReduceMax/ReduceMin of bool or int32 values, in float64 (exact for both). Over an
+    empty set the float result is -inf (max) or +inf (min): as bool, x > 0.5 makes them
+    False and True, ONNX's answer; an int32 result then has no value (refused)."""
+    if math.prod(x.shape) == 0 and dtype(x) != np.bool_:
+        raise Unsupported(f"{op} of an empty int32 tensor")
+    y = b.call(op, b.call("cast", x, dtype="f64"), axes=axes, keepdims=keepdims)
+    if dtype(x) == np.bool_:
+        return b.call("greater", y, like(y, 0.5))
+    return b.call("cast", y, dtype="i32")
 
 
 def _reduce_prod(b: Builder, x, axes, keepdims):

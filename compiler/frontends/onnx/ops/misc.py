@@ -1,21 +1,22 @@
 """ONNX operators for the operator table that fit no other family: GroupNormalization,
 RMSNormalization, GlobalLpPool, Swish, ThresholdedRelu and Shrink (built from registry
 operators rather than from ONNX's function bodies, which take more nodes), Compress,
-Unique, Det, TensorScatter (a KV-cache update) and the bitwise operators.
+Unique, Det, TensorScatter (a KV-cache update), the bitwise operators and BitCast.
 
 Compress with a constant condition is a gather of the kept indices; with a run-time
 condition, like Unique's outputs, its shape depends on the values, so (as NonZero) it is
-computed at import time when its inputs are constant and refused otherwise. Lamina has no
-integer bit operators: those (and BitCast) fold at import time only; Det runs up to 3x3.
+computed at import time when its inputs are constant and refused otherwise. Det runs up to
+3x3.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..builder import Builder, OnnxNode, Unsupported, np_dtype
-from .common import HANDLERS, handler, is_const, like, norm_axis, rank
-from .elementwise import _numpy_only
+from ir.tensor_type import dtype_name
+
+from ..builder import Builder, OnnxNode, Unsupported, np_dtype, onnx_type_name, stored_dtype
+from .common import HANDLERS, alias, dtype, handler, is_const, like, norm_axis, rank
 from .vision import _cast_int
 
 
@@ -123,21 +124,56 @@ def Unique(b: Builder, n: OnnxNode, x):
     return unique(x, axis, bool(n.get("sorted", 1)))
 
 
-for _name, _fn in {
-    "BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor,
-    "BitwiseNot": np.invert,
-}.items():
-    _numpy_only(_name, _fn)
+def _bitwise(name: str, op: str):
+    """One registry operator. Unsigned types arrive widened (uint8 as int32, ...): and, or
+    and xor keep the zero high bits; not sets them, and narrowing the output back drops them."""
+    def run(b: Builder, n: OnnxNode, *xs):
+        return b.call(op, *xs)
+
+    run.__name__ = name
+    alias(name, run)
+
+
+for _name, _op in {"BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or",
+                   "BitwiseXor": "bitwise_xor", "BitwiseNot": "bitwise_not"}.items():
+    _bitwise(_name, _op)
 
 
 @handler
 def BitCast(b: Builder, n: OnnxNode, x):
-    """Folds when its input is constant (Lamina has no bit reinterpretation)."""
-    x = b.const(x, "the input")
-    to = np_dtype(n.get("to"))
-    if to is None or to.itemsize != x.dtype.itemsize:
-        raise Unsupported(f"BitCast of {x.dtype} to element type {n.get('to')}")
-    return np.ascontiguousarray(x).view(to)
+    """The bits of x read as type `to` (of the same size). Types the importer widens (uint8
+    as int32, uint32 as int64, ...) are narrowed to their stored bits first: between
+    integer types that is a wrap, a sign extension or a mask; float16 and the like are
+    refused at run time."""
+    to, stored = np_dtype(n.get("to")), stored_dtype(n.get("to"))
+    src = b.stored.get(n.inputs[0], dtype(x))  # as the file stores it
+    if to is None or stored.kind == "b" or stored.itemsize != src.itemsize:
+        raise Unsupported(f"BitCast of {src} to {onnx_type_name(n.get('to'))}")
+    if is_const(x):
+        return x.astype(src).view(stored).astype(to)
+    if src == dtype(x) and to.itemsize == stored.itemsize:  # (uint64 is int64's bits)
+        return x if to == src else b.call("bitcast", x, dtype=dtype_name(to))
+    if src.kind in "iub" and stored.kind in "iu":
+        return _int_bits(b, x, 8 * stored.itemsize, stored.kind == "i", to)
+    if src.kind in "iu" and stored.kind == "f" and to == stored:  # uint32 held in int64
+        signed = np.dtype(f"i{stored.itemsize}")
+        return b.call("bitcast", _int_bits(b, x, 8 * stored.itemsize, True, signed),
+                      dtype=dtype_name(to))
+    raise Unsupported(f"BitCast of {src} to {onnx_type_name(n.get('to'))} at run time")
+
+
+def _int_bits(b: Builder, x, bits: int, signed: bool, to: np.dtype):
+    """The low `bits` bits of integer x as a (signed or unsigned) `bits`-bit number, held in
+    `to`: wrapped by the conversion, then sign-extended by two shifts or masked."""
+    y = x if dtype(x) == to else b.call("cast", x, dtype=dtype_name(to))
+    width = 8 * to.itemsize
+    if bits == width:
+        return y
+    if not signed:
+        return b.call("bitwise_and", y, np.asarray(2**bits - 1, to))
+    up = np.asarray(width - bits, to)
+    return b.call("bit_shift", b.call("bit_shift", y, up, direction="left"), up,
+                  direction="right")
 
 
 @handler

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ir.ops.shape_rules import window_out
+
 from ...windows import conv_transpose
 from ..builder import Builder, Decline, OnnxNode, Unsupported
 from .common import dtype, handler, is_const, like, norm_axis, rank
@@ -185,22 +187,112 @@ def _pool(b: Builder, n: OnnxNode, x, op: str, **extra):
     pad = [*begins, *ends]
     if any(p > kk // 2 for p, kk in zip(pad, kernel * 2)):
         # wider than the registry's pools allow: pad explicitly, then pool without padding
+        size = x4.shape[2:]
         if op == "avg_pool2d" and not extra["count_include_pad"]:
-            raise Unsupported("average pooling with pads over half the kernel that are not "
-                              "counted")
-        fill = -np.inf if op == "max_pool2d" else 0.0
-        x4 = b.call("pad", x4, pads=[0, 0, *begins, 0, 0, *ends], value=fill)
-        pad = [0] * len(pad)
-    y = b.call(_op(op, k), x4, kernel=kernel, stride=strides, pad=pad, dilation=dil,
-               ceil_mode=ceil, **extra)
+            y = _average_of_real(b, x4, kernel, strides, begins, ends, dil, ceil)
+        else:
+            fill = -np.inf if op == "max_pool2d" else 0.0
+            padded = b.call("pad", x4, pads=[0, 0, *begins, 0, 0, *ends], value=fill)
+            y = b.call(_op(op, k), padded, kernel=kernel, stride=strides, pad=[0] * len(pad),
+                       dilation=dil, ceil_mode=ceil, **extra)
+        if ceil:
+            y = _drop_windows_in_padding(b, y, size, kernel, strides, begins, ends, dil)
+    else:
+        y = b.call(_op(op, k), x4, kernel=kernel, stride=strides, pad=pad, dilation=dil,
+                   ceil_mode=ceil, **extra)
     return b.reshape(y, (*y.shape[:2], y.shape[3])) if k == 1 else y
+
+
+def _drop_windows_in_padding(b: Builder, y, size, kernel, strides, begins, ends, dil):
+    """Pooled over an explicitly padded input, ceil_mode keeps a last window that starts in
+    the end padding; ONNX (and torch) drop it: the output cut to the lengths window_out's
+    rule gives for the unpadded input."""
+    want = [window_out(n_, kk, s, lo, hi, d, True)
+            for n_, kk, s, lo, hi, d in zip(size, kernel, strides, begins, ends, dil)]
+    if list(y.shape[2:]) == want:
+        return y
+    return b.call("slice", y, starts=[0] * len(want), ends=want,
+                  axes=list(range(2, 2 + len(want))))
+
+
+def _average_of_real(b: Builder, x, kernel, strides, begins, ends, dil, ceil):
+    """Average pooling that counts only the input's own elements, with pads wider than the
+    registry's pools take: the window sums over the input padded with zeros, divided by the
+    window counts (the same pooling of ones padded with zeros: a constant, folded here).
+    Both are divided by the registry's window size, which cancels."""
+    pads = [0, 0, *begins, 0, 0, *ends]
+    attrs = dict(kernel=kernel, stride=strides, pad=[0] * (2 * len(kernel)), dilation=dil,
+                 ceil_mode=ceil, count_include_pad=True)
+    op = _op("avg_pool2d", len(kernel))
+    sums = b.call(op, b.call("pad", x, pads=pads, value=0.0), **attrs)
+    ones = np.ones((1, 1, *x.shape[2:]), dtype(x))
+    counts = b.call(op, b.call("pad", ones, pads=pads, value=0.0), **attrs)
+    return b.call("div", sums, counts)
 
 
 @handler
 def MaxPool(b: Builder, n: OnnxNode, x):
+    integer = dtype(x) == np.int32 and not is_const(x)  # (uint8, int8 read widened)
+    if integer:  # exact in float64
+        x = b.call("cast", x, dtype="f64")
+    y = _pool(b, n, x, "max_pool2d")
+    out = b.call("cast", y, dtype="i32") if integer else y
     if len(n.outputs) > 1 and n.used[1]:
-        raise Unsupported("the Indices output of MaxPool")
-    return _pool(b, n, x, "max_pool2d")
+        return out, _max_pool_indices(b, n, x, y)
+    return out
+
+
+MAX_WINDOW = 64  # window positions the Indices output is built for, one comparison each
+
+
+def _max_pool_indices(b: Builder, n: OnnxNode, x, y):
+    """MaxPool's Indices: the flat position in x ([N, C, H, W] read row-major, or with H and
+    W swapped for storage_order=1) of each window's first maximum in row-major window order,
+    padding never chosen. One strided slice of x per window position is compared with the
+    pooled maximum; from the last position to the first, a match takes its (constant)
+    index, so the first match wins."""
+    k = _spatial(b, n, x, "pooling")
+    if k == 3:
+        raise Unsupported("the Indices output of a 3-D MaxPool")
+    kernel = list(n.get("kernel_shape"))
+    strides, dil = list(n.get("strides", [1] * k)), list(n.get("dilations", [1] * k))
+    begins, _ = window_pads(n, x.shape[2:], kernel, strides, dil)
+    if k == 1:
+        kernel, strides, dil, begins = [1, *kernel], [1, *strides], [1, *dil], [0, *begins]
+    if math.prod(kernel) > MAX_WINDOW:
+        raise Unsupported(f"the Indices output of MaxPool over {math.prod(kernel)} window "
+                          f"positions (Lamina builds it for up to {MAX_WINDOW})")
+    x4, y4 = _to_2d(b, x), _to_2d(b, y)
+    nb, c, h, w = x4.shape
+    oh, ow = y4.shape[2:]
+    # padded with -inf far enough for every window (ceil_mode's last ones included)
+    reach = [(o - 1) * s + (kk - 1) * d + 1 for o, s, kk, d in zip((oh, ow), strides, kernel,
+                                                                     dil)]
+    after = [max(r - p - size, 0) for r, p, size in zip(reach, begins, (h, w))]
+    xp = b.call("pad", x4, pads=[0, 0, *begins, 0, 0, *after], value=-np.inf) \
+        if any(begins + after) else x4
+    rows, cols = np.arange(oh)[:, None] * strides[0], np.arange(ow)[None, :] * strides[1]
+    order = int(n.get("storage_order", 0))
+    idx = None
+    for i, j in reversed([(i, j) for i in range(kernel[0]) for j in range(kernel[1])]):
+        hh, ww = rows + i * dil[0] - begins[0], cols + j * dil[1] - begins[1]
+        flat = (hh * w + ww if order == 0 else hh + ww * h).astype(np.int64)[None, None]
+        if idx is None:
+            idx = flat
+            continue
+        part = b.call("slice", xp, starts=[i * dil[0], j * dil[1]],
+                      ends=[i * dil[0] + (oh - 1) * strides[0] + 1,
+                            j * dil[1] + (ow - 1) * strides[1] + 1],
+                      axes=[2, 3], steps=strides)
+        hit = b.call("equal", part, y4)
+        real = ((hh >= 0) & (hh < h) & (ww >= 0) & (ww < w))[None, None]
+        if not real.all():
+            hit = b.call("where", real, hit, np.asarray(False))
+        idx = b.call("where", hit, flat, idx)
+    base = (np.arange(nb * c, dtype=np.int64) * (h * w)).reshape(nb, c, 1, 1)
+    idx = b.call("add", b.call("broadcast_to", idx, shape=[nb, c, oh, ow])
+                 if is_const(idx) else idx, base)
+    return b.reshape(idx, y.shape)
 
 
 @handler
@@ -237,11 +329,32 @@ def GlobalMaxPool(b: Builder, n: OnnxNode, x):
 def BatchNormalization(b: Builder, n: OnnxNode, x, scale, bias, mean, var):
     if b.opset < 9 and not n.get("spatial", 1):
         raise Unsupported("BatchNormalization with spatial=0 (per-activation statistics)")
+    eps = float(n.get("epsilon", 1e-5))
+    if b.opset >= 14 and n.get("training_mode", 0) and any(n.used[1:3]):
+        return _batch_norm_training(b, n, x, scale, bias, mean, var, eps)
     training = (b.opset < 7 and not n.get("is_test", 0)) or bool(n.get("training_mode", 0)) \
         or any(n.used[1:])
     if training:
         b.warn_training("batch norm normalised with its running statistics (inference)")
-    return b.call("batch_norm", x, scale, bias, mean, var, eps=float(n.get("epsilon", 1e-5)))
+    return b.call("batch_norm", x, scale, bias, mean, var, eps=eps)
+
+
+def _batch_norm_training(b: Builder, n: OnnxNode, x, scale, bias, mean, var, eps):
+    """A graph that reads the updated running statistics is a training step, computed as
+    ONNX says: normalised with the batch's mean and biased variance, and the running ones
+    moved toward them (running * momentum + batch * (1 - momentum))."""
+    y = b.call("batch_norm", x, scale, bias, mean, var, eps=eps, training=True)
+    axes = [0, *range(2, rank(x))]
+    batch_mean = b.call("reduce_mean", x, axes=axes, keepdims=True)
+    diff = b.call("sub", x, batch_mean)
+    batch_var = b.call("reduce_mean", b.call("mul", diff, diff), axes=axes)
+    momentum = float(n.get("momentum", 0.9))
+
+    def update(running, batch):
+        return b.call("add", b.call("mul", running, like(running, momentum)),
+                      b.call("mul", batch, like(batch, 1 - momentum)))
+
+    return (y, update(mean, b.reshape(batch_mean, (x.shape[1],))), update(var, batch_var))
 
 
 @handler

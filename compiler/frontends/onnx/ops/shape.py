@@ -8,7 +8,7 @@ import numpy as np
 from ir import ShapeError
 
 from ..builder import Builder, OnnxNode, Unsupported
-from .common import alias, handler, is_const, like, norm_axis, rank
+from .common import alias, dtype, handler, is_const, like, norm_axis, rank
 
 
 # ---- shape operators -----------------------------------------------------------------------
@@ -349,8 +349,8 @@ def ScatterND(b: Builder, n: OnnxNode, data, indices, updates):
 @handler
 def GatherND(b: Builder, n: OnnxNode, data, indices):
     """The slices of data at the index tuples of `indices`."""
-    if n.get("batch_dims", 0):
-        raise Unsupported("GatherND with batch_dims")
+    if n.get("batch_dims", 0) or dtype(data).kind != "f":
+        return _gather_nd_batched(b, data, indices, int(n.get("batch_dims", 0)))
     k, r = indices.shape[-1], rank(data)
     m = int(np.prod(indices.shape[:-1]))
     mask = _nd_mask(b, b.reshape(indices, (m, k)), data.shape[:k])
@@ -359,6 +359,33 @@ def GatherND(b: Builder, n: OnnxNode, data, indices):
     picked = b.call("reduce_sum", b.call("where", mask, whole, like(data, 0)),
                     axes=list(range(1, k + 1)))
     return b.reshape(picked, (*indices.shape[:-1], *data.shape[k:]))
+
+
+def _gather_nd_batched(b: Builder, data, indices, bd: int):
+    """GatherND whose first `bd` axes are batch axes (data and indices share them), or of
+    any dtype: each index tuple becomes one flat row number of data seen as [batch *
+    indexed axes, rest] (negative entries counted from the end); one gather picks the rows."""
+    k = indices.shape[-1]
+    if not 0 <= bd < min(rank(data), rank(indices)) or bd + k > rank(data) or \
+            tuple(indices.shape[:bd]) != tuple(data.shape[:bd]):
+        raise ValueError(f"GatherND with batch_dims={bd}: data {list(data.shape)} and indices "
+                         f"{list(indices.shape)} do not fit")
+    batch, dims, rest = data.shape[:bd], data.shape[bd:bd + k], data.shape[bd + k:]
+    nbatch, m = int(np.prod(batch)), int(np.prod(indices.shape[bd:-1]))
+    if dtype(indices) != np.int64:
+        indices = indices.astype(np.int64) if is_const(indices) else \
+            b.call("cast", indices, dtype="i64")
+    idx = b.reshape(indices, (nbatch, m, k))
+    strides = [int(np.prod(dims[j + 1:])) for j in range(k)]
+    flat = (np.arange(nbatch, dtype=np.int64) * int(np.prod(dims))).reshape(nbatch, 1)
+    for j, d in enumerate(dims):
+        col = b.reshape(b.call("slice", idx, starts=[j], ends=[j + 1], axes=[2]), (nbatch, m))
+        col = b.call("where", b.call("greater", np.asarray(0, np.int64), col),
+                     b.call("add", col, np.asarray(d, np.int64)), col)
+        flat = b.call("add", flat, b.call("mul", col, np.asarray(strides[j], np.int64)))
+    rows = b.reshape(data, (nbatch * int(np.prod(dims)), *rest))
+    picked = b.call("gather", rows, flat, axis=0)
+    return b.reshape(picked, (*indices.shape[:-1], *rest))
 
 
 @handler

@@ -112,11 +112,36 @@ def remainder(b: Builder, n: TorchNode, x, y):
     return _numpy(b, n, np.mod, x, y)
 
 
-for _name, _fn in [("floor", np.floor), ("ceil", np.ceil), ("round", np.round),
-                   ("trunc", np.trunc), ("sign", np.sign), ("sin", np.sin), ("cos", np.cos),
-                   ("bitwise_and", np.bitwise_and), ("bitwise_or", np.bitwise_or),
-                   ("bitwise_xor", np.bitwise_xor)]:
+for _name, _fn in [("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc),
+                   ("sign", np.sign)]:
     alias(_name, lambda b, n, *args, _fn=_fn: _numpy(b, n, _fn, *args))
+
+
+def _bitwise(op: str, fn):
+    """The registry's operator on integer tensors; bool ones (logical) fold with numpy."""
+    def run(b: Builder, n: TorchNode, x, y):
+        if all(is_tensor(v) and dtype_of(v) in (np.int32, np.int64) for v in (x, y)) and \
+                dtype_of(x) == dtype_of(y) and not (is_const(x) and is_const(y)):
+            return b.call(op, x, y)
+        return _numpy(b, n, fn, x, y)
+
+    run.__name__ = op
+    return run
+
+
+for _name, _fn in [("bitwise_and", np.bitwise_and), ("bitwise_or", np.bitwise_or),
+                   ("bitwise_xor", np.bitwise_xor)]:
+    alias(_name, _bitwise(_name, _fn))
+
+
+def _round(b: Builder, n: TorchNode, x, decimals=0):
+    """Halves to even, as torch rounds; integers are whole already."""
+    if decimals or not np.issubdtype(dtype_of(x), np.floating):
+        return _numpy(b, n, lambda v: np.round(v, decimals), x)
+    return b.call("round", x)
+
+
+alias("round", _round)  # (a function named round would hide the builtin in this module)
 
 
 # ---- unary and activations -------------------------------------------------------------------
@@ -132,6 +157,9 @@ for _aten, _op in [("neg", "neg"), ("abs", "abs"), ("exp", "exp"), ("log", "log"
                    ("sqrt", "sqrt"), ("tanh", "tanh"), ("sigmoid", "sigmoid"), ("erf", "erf"),
                    ("relu", "relu")]:
     alias(_aten, _unary(_op))
+for _aten in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+              "atanh"):
+    alias(_aten, _unary(_aten))
 
 
 @handler
@@ -290,6 +318,8 @@ def logical_xor(b: Builder, n: TorchNode, x, y):
 def bitwise_not(b: Builder, n: TorchNode, x):
     if dtype_of(x) == np.bool_:
         return _not(b, x)
+    if dtype_of(x) in (np.int32, np.int64) and not is_const(x):
+        return b.call("bitwise_not", x)
     return _numpy(b, n, np.invert, x)
 
 
