@@ -27,6 +27,8 @@ def pytest_terminal_summary(terminalreporter):
     if module is None:
         line = f"{passed} of the {ran} run pass{rest}"
     else:
-        line = (f"{passed}/{module.NODE_TOTAL} pass ({100 * passed / module.NODE_TOTAL:.1f}%"
-                f"{rest}; those of operators with no mapping are not run)")
+        default = module.NODE_DEFAULT_TOTAL
+        line = (f"{passed}/{module.NODE_TOTAL} pass ({100 * passed / module.NODE_TOTAL:.1f}%; "
+                f"{100 * passed / default:.1f}% of the default domain's {default}{rest}; "
+                "those of operators with no mapping are not run)")
     terminalreporter.write_line(f"ONNX node cases: {line}")

@@ -90,3 +90,34 @@ def test_a_sequence_output_is_refused():
               {"x": X})
     with pytest.raises(OnnxImportError, match="y"):
         load_onnx(m)
+
+
+# ---- optionals: a present value is the value itself -------------------------------------------
+def test_optional_tensor_input_and_its_element_match_onnxruntime():
+    opt = helper.make_tensor_type_proto(1, list(X.shape))
+    graph = helper.make_graph(
+        [helper.make_node("OptionalHasElement", ["x"], ["has"]),
+         helper.make_node("OptionalGetElement", ["x"], ["v"]),
+         helper.make_node("Cast", ["has"], ["hf"], to=1),
+         helper.make_node("Add", ["v", "hf"], ["y"])], "g",
+        [helper.make_value_info("x", helper.make_optional_type_proto(opt))],
+        [helper.make_tensor_value_info("y", 1, None)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    compare(lamina_run(m, {"x": X}), ort_run(m, {"x": X}), what="optional input")
+
+
+def test_an_empty_optional_has_no_element():
+    m = model([helper.make_node("OptionalHasElement", [""], ["y"])], {},
+              outputs=[("y", np.bool_)], opset=18)
+    assert lamina_run(m, {})[0] == np.asarray(False)
+
+
+def test_one_hot_gives_off_rows_for_indices_out_of_range(rng):
+    idx = np.array([[0, -1, 5, -6], [4, 9, -5, 2]], np.int64)
+    m = model([helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=1)],
+              {"i": idx}, inits={"depth": np.asarray(5, np.int64),
+                                 "values": np.array([-2.0, 3.0], np.float32)})
+    expected = ort_run(m, {"i": idx})
+    compare(lamina_run(m, {"i": idx}), expected, what="one_hot")
+    fn = compiler.compile(load_onnx(m), idx, backend="llvm")
+    compare([fn(idx)], expected, what="one_hot (llvm)")

@@ -407,8 +407,8 @@ def _input_shapes(g, env: dict, input_shapes, where: str):
                                   f"{[i.name for i in inputs]}")
     out, bad = [], []
     for i in inputs:
-        tt = i.type.tensor_type
-        if not i.type.HasField("tensor_type"):
+        tt = _tensor_type(i.type)
+        if tt is None:
             bad.append(f"input '{i.name}' is not a tensor")
             continue
         dt = np_dtype(tt.elem_type)
@@ -426,6 +426,14 @@ def _input_shapes(g, env: dict, input_shapes, where: str):
         raise OnnxImportError(f"{where}: unsupported graph inputs: {'; '.join(bad)}",
                               unsupported=[("<input>", b, "dtype") for b in bad])
     return out
+
+
+def _tensor_type(t):
+    """The tensor type of a graph input: a tensor's, or an optional tensor's (an optional
+    input is fed, so present); None for sequences and the rest."""
+    if t.HasField("optional_type"):
+        t = t.optional_type.elem_type
+    return t.tensor_type if t.HasField("tensor_type") else None
 
 
 def signature(model) -> tuple[dict[int, dict[int, str]], list, list]:

@@ -246,7 +246,15 @@ def OneHot(b: Builder, n: OnnxNode, indices, depth, values):
     d = int(b.const(depth, "the depth").reshape(-1)[0])
     if dtype(indices).kind == "f":
         indices = b.call("cast", indices, dtype="i64")
-    hot = b.call("one_hot", indices, depth=d, axis=n.get("axis", -1), dtype="bool")
+    # an index outside [-depth, depth) gives a row of off values (the registry's one_hot
+    # refuses one): such indices become 0, and their rows are masked off
+    inside = b.call("where", b.call("greater", indices, like(indices, -d - 1)),
+                    b.call("greater", like(indices, d), indices), np.asarray(False))
+    safe = b.call("where", inside, indices, like(indices, 0))
+    axis = norm_axis(n.get("axis", -1), rank(indices) + 1)
+    hot = b.call("one_hot", safe, depth=d, axis=axis, dtype="bool")
+    inside = b.reshape(inside, [*inside.shape[:axis], 1, *inside.shape[axis:]])
+    hot = b.call("where", inside, hot, np.asarray(False))
     off, on = (b.call("gather", values, np.asarray(k, np.int64)) for k in (0, 1))
     return b.call("where", hot, on, off)
 

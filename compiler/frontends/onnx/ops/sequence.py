@@ -1,9 +1,11 @@
 """Sequences of tensors (SequenceConstruct, SequenceAt, SplitToSequence, ConcatFromSequence,
-...). Lamina's graphs hold tensors only, so a sequence lives at import time: a Python list of
-the graph values (or constants) it holds. Every position must then be known at import time,
-and a sequence may not be a graph input or output; within those limits a model that builds
-sequences internally (split a tensor, edit the pieces, concatenate them) imports as the
-plain tensor operators it amounts to."""
+...) and optional values (Optional, OptionalHasElement, OptionalGetElement). Lamina's graphs
+hold tensors only, so both live at import time: a sequence is a Python list of the graph
+values (or constants) it holds, an optional the value or None. Every position must then be
+known at import time, and a sequence may not be a graph input or output (an optional tensor
+input is a tensor input, present); within those limits a model that builds sequences
+internally (split a tensor, edit the pieces, concatenate them) imports as the plain tensor
+operators it amounts to."""
 
 from __future__ import annotations
 
@@ -117,3 +119,21 @@ def SplitToSequence(b: Builder, n: OnnxNode, x, split=None):
     if squeeze:
         parts = [b.reshape(p, [d for i, d in enumerate(p.shape) if i != axis]) for p in parts]
     return TensorSequence(parts)
+
+
+# ---- optionals: the value itself, or None for an empty one ----------------------------------
+@handler
+def Optional(b: Builder, n: OnnxNode, x=None):
+    if x is None:
+        raise Unsupported("an empty optional value (Lamina's graphs hold tensors only)")
+    return x
+
+
+@handler
+def OptionalHasElement(b: Builder, n: OnnxNode, x=None):
+    return np.asarray(x is not None)
+
+
+@handler
+def OptionalGetElement(b: Builder, n: OnnxNode, x):
+    return x
