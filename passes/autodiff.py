@@ -76,12 +76,24 @@ def grad(graph: ir.Graph, wrt: Iterable[str] | None = None, inputs: Iterable[str
         raise GradError(f"@{g.name} has {len(g.outputs)} output(s); there is no output {loss} "
                         "to differentiate")
     loss_v = g.outputs[loss]
-    if loss_v.shape != () or loss_v.dtype not in FLOATS:
-        raise GradError(f"the loss {loss_v.ref} must be a float scalar, got {loss_v.type}")
     targets = _targets(g, wrt, inputs)
-    path = _on_path(g, targets, loss_v)
+    results = gradients(g, loss_v, targets)
+    g.outputs = [*(g.outputs if keep_outputs else [loss_v]), *results]
+    eliminate_dead_code(g)
+    ir.verify(g)
+    return g
+
+
+def gradients(g: ir.Graph, loss: ir.Value, targets: list[ir.Value]) -> list[ir.Value]:
+    """Add to `g` the nodes computing the gradient of `loss` (a float scalar of `g`) with
+    respect to each of `targets` (values of `g`), and return those gradients (zeros for a
+    target the loss does not depend on). `grad` runs it on a copy; the ONNX importer's
+    Gradient operator on the graph it is building."""
+    if loss.shape != () or loss.dtype not in FLOATS:
+        raise GradError(f"the loss {loss.ref} must be a float scalar, got {loss.type}")
+    path = _on_path(g, targets, loss)
     grads: dict[int, ir.Value] = {
-        id(loss_v): g.call("constant", value=1.0, dtype=loss_v.dtype, name=f"d.{loss_v.name}")}
+        id(loss): g.call("constant", value=1.0, dtype=loss.dtype, name=f"d.{loss.name}")}
     for node in reversed(list(g.nodes)):
         if not any(id(o) in grads for o in node.outputs):
             continue
@@ -89,12 +101,8 @@ def grad(graph: ir.Graph, wrt: Iterable[str] | None = None, inputs: Iterable[str
             continue  # nothing upstream of this node asks for a gradient
         _backward(g, node, grads, path)
     results = [grads.get(id(t)) for t in targets]
-    results = [r if r is not None else _zeros(_Builder(g, f"d.{t.name}"), t)
-               for r, t in zip(results, targets)]
-    g.outputs = [*(g.outputs if keep_outputs else [loss_v]), *results]
-    eliminate_dead_code(g)
-    ir.verify(g)
-    return g
+    return [r if r is not None else _zeros(_Builder(g, f"d.{t.name}"), t)
+            for r, t in zip(results, targets)]
 
 
 def _backward(g: ir.Graph, node: ir.Node, grads: dict, path: set) -> None:

@@ -267,8 +267,9 @@ class _Walk:
                                  if isinstance(v, np.ndarray))  # a Constant's tensor
         label = node.name + inside
         default = n.domain in ("", "ai.onnx")
-        if not default or not importable(n.op_type):  # listed, poisoned or not
-            what = n.op_type if default else f"{n.domain}.{n.op_type}"
+        what = n.op_type if default else f"{n.domain}.{n.op_type}"  # (other domains' ops
+        # are in the table by qualified name: ops/training.py)
+        if not (importable(n.op_type) if default else what in self.handlers):
             self.unsupported.append((what, label, "no Lamina mapping for this operator"))
             self.poisoned.update(node.outputs)
             return
@@ -278,11 +279,11 @@ class _Walk:
         if n.op_type in CONTROL:  # If, Loop, Scan: taken apart at import (control.py)
             import_control(self, n, node, label, inside)
             return
-        if n.op_type not in self.handlers:
+        if what not in self.handlers:
             self.expand(n, node, label, inside, "no function of the operator")
             return
         try:
-            _run(self.b, node, self.env, self.handlers[n.op_type])
+            _run(self.b, node, self.env, self.handlers[what])
         except Decline as e:
             self.expand(n, node, label, inside, str(e))
         except Unsupported as e:
@@ -366,7 +367,7 @@ def _node(n, used: list[bool]) -> OnnxNode:
 
 
 def _run(b: Builder, node: OnnxNode, env: dict, handler) -> None:
-    b.node = node
+    b.node, b.env = node, env  # (env: the scope, for an operator naming values by attribute)
     for i in node.inputs:
         if i not in env:
             raise LaminaError(f"input '{i}' is not defined by any earlier node, input or "

@@ -1,7 +1,19 @@
 """The ONNX operator table: one function per ONNX operator, named like it, by family (each
 family module registers its functions when imported)."""
 
-from . import elementwise, misc, nn, quant, resize, rnn, sequence, shape, signal, vision  # noqa: F401
+from . import (  # noqa: F401
+    elementwise,
+    misc,
+    nn,
+    quant,
+    resize,
+    rnn,
+    sequence,
+    shape,
+    signal,
+    training,
+    vision,
+)
 from .common import HANDLERS
 
 __all__ = ["HANDLERS"]
