@@ -162,9 +162,37 @@ def load_graph(args) -> tuple[ir.Graph, list[np.ndarray]]:
     model, examples = load_model(args.model)
     if isinstance(model, (str, Path)) and arrays:  # an .onnx file may need input shapes
         examples = tuple(arrays)
-    graph = to_graph(model, *examples)
+    if str(model).endswith(".onnx") and not arrays:  # its symbolic dims: --dim, else 1
+        from ..frontends.onnx import load_onnx
+
+        graph = load_onnx(str(model), input_shapes=_sized(model, getattr(args, "dim", None)))
+    else:
+        graph = to_graph(model, *examples)
     ir.verify(graph)
     return graph, arrays or example_inputs(graph, examples)
+
+
+def _sized(path, dims) -> dict | None:
+    """The input shapes of an .onnx file with its symbolic dimensions sized by --dim
+    NAME=SIZE (1 where not given); None when it has none."""
+    from ..frontends.onnx import input_dims
+
+    sizes = {}
+    for item in dims or ():
+        name, _, size = item.partition("=")
+        if not size.isdigit():
+            raise ModelError(f"--dim {item!r}: expected NAME=SIZE, a size >= 0")
+        sizes[name] = int(size)
+    declared = input_dims(str(path))
+    names = {d for shape in declared.values() for d in shape if isinstance(d, str)}
+    unknown = set(sizes) - names
+    if unknown:
+        raise ModelError(f"--dim {', '.join(sorted(unknown))}: {path} has no such symbolic "
+                         f"dimension (it has {', '.join(sorted(names)) or 'none'})")
+    if not names:
+        return None
+    return {i: [sizes.get(d, 1) if isinstance(d, str) else d for d in shape]
+            for i, shape in declared.items()}
 
 
 # ---- options ------------------------------------------------------------------------------
@@ -233,6 +261,9 @@ def add_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", nargs="+", metavar="X.npy",
                    help="input arrays, one .npy per graph input (default: the MODEL's example "
                         "inputs, else seeded random ones)")
+    p.add_argument("--dim", nargs="+", metavar="NAME=SIZE",
+                   help="sizes of an .onnx MODEL's symbolic dimensions (`batch=16`) for the "
+                        "random inputs (default: 1 each; --input arrays give their own)")
 
 
 def add_backend(p: argparse.ArgumentParser, default: str) -> None:

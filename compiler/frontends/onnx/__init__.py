@@ -5,7 +5,7 @@ The `onnx` package is imported only when a model is read or written."""
 from .builder import OnnxImportError, OnnxImportWarning, OnnxOpsetWarning
 from .emitter import OnnxExportError
 from .exporter import save_onnx
-from .importer import importable, load_onnx, signature
+from .importer import importable, input_dims, load_onnx, signature
 
 __all__ = ["OnnxExportError", "OnnxImportError", "OnnxImportWarning", "OnnxOpsetWarning",
-           "importable", "load_onnx", "save_onnx", "signature"]
+           "importable", "input_dims", "load_onnx", "save_onnx", "signature"]

@@ -429,6 +429,21 @@ def _input_shapes(g, env: dict, input_shapes, where: str):
     return out
 
 
+def input_dims(model) -> dict[str, list]:
+    """Each run-time input's dimensions as the file declares them, by name: sizes, and the
+    names of symbolic ones (`dim_param`s; "?" for an unnamed one)."""
+    proto, _ = _read(model, external_data=False)
+    inits = {t.name for t in proto.graph.initializer}
+    out = {}
+    for i in proto.graph.input:
+        tt = _tensor_type(i.type)
+        if i.name in inits or tt is None or not tt.HasField("shape"):
+            continue
+        out[i.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                       for d in tt.shape.dim]
+    return out
+
+
 def _tensor_type(t):
     """The tensor type of a graph input: a tensor's, or an optional tensor's (an optional
     input is fed, so present); None for sequences and the rest."""
