@@ -100,3 +100,22 @@ def test_a_node_beating_a_peak_raises_it_to_100_percent():
     table = compiler.format_profile(rows)
     assert "raised from the nominal 240 to the fastest node" in table
     assert "* beat the measured streaming rate" in table
+
+
+def test_int8_kernels_are_measured_against_the_vnni_peak(rng):
+    """A qlinear counts its multiply-adds (2 ops each) and is held to int8's peak, 4x the
+    float32 FMA rate: 900 GOP/s on one core is 94% of 960, not 375% of 240."""
+    from ir import Graph, TensorType
+
+    g = Graph("q")
+    x = g.add_input("x", TensorType((4, 64), "u8"))
+    w = g.add_weight("w", rng.integers(-127, 128, (32, 64)).astype(np.int8))
+    g.outputs = [g.call("qlinear", x, w, x_scale=0.1, x_zero_point=3, w_scale=[0.01] * 32,
+                        y_scale=0.2, y_zero_point=0, dtype="u8")]
+    flops, exact = profiler.node_flops(g.nodes[0])
+    assert exact and flops == 2 * 4 * 32 * 64
+    rows = profiler._rows(g, [flops / 900e9], 1, ((1, 1e12),))
+    (r,) = rows
+    assert r["peak_gflops"] == pytest.approx(960.0) and not r["peak_raised"]
+    assert r["gflops"] / r["peak_gflops"] == pytest.approx(900 / 960)
+    assert "960 GFLOP/s (1 core(s), int8)" in compiler.format_profile(rows)
