@@ -6,8 +6,9 @@
 
 1. The model becomes a float graph (`to_graph`, then the exact clean-up passes and batch
    norm folding), and `matmul(x, @W)` with a constant 2-D W becomes `linear(x, @W.T)`.
-2. Calibration runs the reference interpreter over the batches and records, per activation
-   feeding a quantizable layer, a range (`Observer`: min/max, a percentile, or the
+2. Calibration runs the model natively (the llvm backend, compiled once per batch shape;
+   the reference interpreter where LLVM is missing) over the batches and records, per
+   activation feeding a quantizable layer, a range (`Observer`: min/max, a percentile, or the
    KL-divergence threshold TensorRT uses for "entropy").
 3. Rewrite, as onnxruntime's QDQ format: each such activation passes through
    quantize -> dequantize (u8, asymmetric, per tensor; the range always holds 0); each
@@ -33,13 +34,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import backends
 import ir
 import passes as _passes
-from backends.reference import run as _run
+from backends.reference import run as _reference_run
 from ir.errors import OptionError, OptionTypeError
 from ir.ops.bf16 import pack_pairs
 from passes.patterns import drop_unused_weights
 
+from .compile import compile as _compile
 from .compile import to_graph
 from .tools.progress import Progress
 
@@ -201,13 +204,14 @@ def quantize(model, calibration_batches: Iterable, dtype: str = "int8",
             if on_batch is not None:
                 on_batch(done, total)
 
-        observers = _calibrate(graph_for, names, batches, method, percentile, advance)
+        run = _Runner()
+        observers = _calibrate(graph_for, names, batches, method, percentile, advance, run)
     qgraph = graph.copy()
     _rewrite(qgraph, [qgraph_node(qgraph, n) for n in layers], observers, per_channel, report)
     ir.verify(qgraph)
     report.other_float = _other_float(qgraph)
     same = [b for b in batches if _shapes(b) == _shapes(example)]
-    report.sqnr_db = _sqnr(graph, qgraph, same[:4] or [example])
+    report.sqnr_db = _sqnr(graph, qgraph, same[:4] or [example], run)
     qgraph.quantization_report = report
     return qgraph
 
@@ -308,8 +312,28 @@ def _probe(graph: ir.Graph, names: list[str]) -> ir.Graph:
     return probe
 
 
-def _calibrate(graph_for, names, batches, method, percentile, on_batch) -> dict[str, Observer]:
-    """Run the reference interpreter on every batch, recording the values `names`."""
+class _Runner:
+    """Runs graphs on inputs: native code (each graph compiled once per input shapes), else
+    the reference interpreter. opt_level 0 computes a float graph as written; a quantized
+    one is run as compile() runs it (its int8 kernels, opt_level 2)."""
+
+    def __init__(self):
+        self.native = backends.available("llvm")
+        self.builds: dict[tuple, object] = {}  # (graph id, shapes, opt_level) -> callable
+
+    def __call__(self, graph: ir.Graph, *inputs, opt_level: int = 0) -> list[np.ndarray]:
+        if not self.native:
+            return _reference_run(graph, *inputs)
+        key = (id(graph), _shapes(inputs), opt_level)
+        if key not in self.builds:  # (the graphs outlive the runner: ids stay theirs)
+            self.builds[key] = _compile(graph, *inputs, opt_level=opt_level, backend="llvm")
+        out = self.builds[key](*inputs)
+        return [np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def _calibrate(graph_for, names, batches, method, percentile, on_batch,
+               run) -> dict[str, Observer]:
+    """Run the model on every batch (with `run`, a _Runner), recording the values `names`."""
     probes: dict[int, tuple[ir.Graph, int]] = {}
     observers = {n: Observer(method, percentile) for n in names}
     for i, batch in enumerate(batches):
@@ -317,7 +341,7 @@ def _calibrate(graph_for, names, batches, method, percentile, on_batch) -> dict[
         if id(g) not in probes:
             probes[id(g)] = (_probe(g, names), len(g.outputs))
         probe, n_out = probes[id(g)]
-        results = _run(probe, *batch)
+        results = run(probe, *batch)
         for n, a in zip(names, results[n_out:]):
             observers[n].update(a)
         if on_batch is not None:
@@ -417,12 +441,13 @@ def _other_float(graph: ir.Graph) -> dict[str, int]:
     return counts
 
 
-def _sqnr(graph, qgraph, batches) -> float | None:
+def _sqnr(graph, qgraph, batches, run=None) -> float | None:
     """10 log10(signal / noise) of output 0, float graph vs the quantized one."""
+    run = run or _Runner()
     sig = noise = 0.0
     for batch in batches:
-        f = np.asarray(_run(graph, *batch)[0], np.float64)
-        q = np.asarray(_run(qgraph, *batch)[0], np.float64)
+        f = np.asarray(run(graph, *batch)[0], np.float64)
+        q = np.asarray(run(qgraph, *batch, opt_level=2)[0], np.float64)
         sig, noise = sig + float(np.sum(f * f)), noise + float(np.sum((f - q) ** 2))
     if noise == 0.0:
         return math.inf

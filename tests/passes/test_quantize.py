@@ -339,7 +339,8 @@ def test_quantized_graph_exports_to_onnx_and_runs_in_onnxruntime(mlp, tmp_path):
 
 @pytest.mark.parametrize("method", ["percentile", "entropy"])
 def test_clipping_methods_ignore_an_outlier(method):
-    data = np.concatenate([RNG.standard_normal(100000), [1000.0]]).astype(np.float32)
+    rng = np.random.default_rng(3)  # (not the module's RNG: its state depends on test order)
+    data = np.concatenate([rng.standard_normal(100000), [1000.0]]).astype(np.float32)
     full = Observer("minmax")
     clipped = Observer(method, percentile=99.9)
     for ob in (full, clipped):
@@ -350,8 +351,9 @@ def test_clipping_methods_ignore_an_outlier(method):
         assert 2.0 < hi < 10.0 and -10.0 < lo < -2.0
     else:  # TensorRT's search starts at 128 of the 2048 bins over [0, max]: 1000 * 128 / 2048
         assert hi == entropy_threshold(np.abs(data)) == 62.5 and lo == data.min()
-        gauss = np.abs(data[:-1])  # without the outlier: a threshold inside the data
-        assert 2.0 < entropy_threshold(gauss) < gauss.max()
+        gauss = np.abs(data[:-1])  # without the outlier: no clipping into the bulk (the
+        # search may keep the whole range: the sample's max is a tail value, not an outlier)
+        assert 2.0 < entropy_threshold(gauss) <= gauss.max()
     q = compiler.quantize(MLP().eval(), batches((16, 20)), method=method)
     assert q.quantization_report.method == method
 
