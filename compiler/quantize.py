@@ -22,8 +22,9 @@
 
 Linear layers (and matmul with a constant weight) and convolutions -- dense, grouped and
 depthwise -- have integer kernels, and so has a matmul of two activations (attention's
-Q.K^T and P.V: both operands quantized, `qmatmul`); everything else stays float, as the
-report says.
+Q.K^T and P.V: both operands quantized, `qmatmul`) and a residual add feeding a quantized
+layer (`qadd`: its operands' producers then requantize in their epilogues, as in
+onnxruntime's QDQ models); everything else stays float, as the report says.
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def quantize(model, calibration_batches: Iterable, dtype: str = "int8",
     qgraph = graph.copy()
     _rewrite(qgraph, [qgraph_node(qgraph, n) for n in layers], observers, per_channel, report)
     ir.verify(qgraph)
-    report.other_float = _other_float(qgraph)
+    report.other_float = _other_float(qgraph, {n.name for n in layers})
     same = [b for b in batches if _shapes(b) == _shapes(example)]
     report.sqnr_db = _sqnr(graph, qgraph, same[:4] or [example], run)
     qgraph.quantization_report = report
@@ -264,12 +265,28 @@ def _plan(graph: ir.Graph, report: QuantizationReport) -> list[ir.Node]:
             layers.append(node)
         elif node.op in _HEAVY:
             report.kept_float.append((node.name, node.op, why))
-    return layers
+    read = {id(v) for n in layers for v in _activations(n)}  # what quantized layers read
+    return layers + [n for n in graph.nodes if _residual_add(graph, n, read)]
+
+
+def _residual_add(graph: ir.Graph, node: ir.Node, read: set[int]) -> bool:
+    """An add of two activations of one shape (a residual connection) whose result, or its
+    relu, a quantized layer reads: both operands are quantized too, so that the add runs
+    on bytes (`qadd`) and the layers producing them requantize in their epilogues."""
+    if node.op != "add" or any(v.kind == "weight" or v.type.dtype != "f32"
+                               or v.shape != node.output.shape for v in node.inputs):
+        return False
+    out = node.output
+    users = list(dict.fromkeys(out.uses))
+    if len(users) == 1 and users[0].op == "relu":
+        out = users[0].output
+    return id(out) in read
 
 
 def _activations(node: ir.Node) -> list[ir.Value]:
-    """The float operands calibrated and quantized: a layer's input, both of a matmul."""
-    return list(node.inputs) if node.op == "matmul" else [node.inputs[0]]
+    """The float operands calibrated and quantized: a layer's input, both of a matmul or a
+    residual add."""
+    return list(node.inputs) if node.op in ("matmul", "add") else [node.inputs[0]]
 
 
 def _why_float(graph: ir.Graph, node: ir.Node) -> str | None:
@@ -362,10 +379,10 @@ def _rewrite(graph, layers, observers, per_channel, report) -> None:
         return done[x.name]
 
     for node in layers:
-        if node.op == "matmul":
+        if node.op in ("matmul", "add"):
             shapes = " x ".join(str(list(v.type.shape)) for v in node.inputs)
             params = [quantized(v)[1:] for v in list(node.inputs)]
-            report.quantized.append(f"%{node.name} (matmul {shapes}): " + ", ".join(
+            report.quantized.append(f"%{node.name} ({node.op} {shapes}): " + ", ".join(
                 f"{n} u8 scale={s:.4g} zp={z}" for n, (s, z) in zip("ab", params)))
             continue
         xd, x_scale, x_zp = quantized(node.inputs[0])
@@ -433,10 +450,11 @@ def _quantized_bias(graph, node, x_scale: float, w_scale) -> ir.Value:
                           scale=scales, axis=0)
 
 
-def _other_float(graph: ir.Graph) -> dict[str, int]:
+def _other_float(graph: ir.Graph, quantized=()) -> dict[str, int]:
+    """Operators left float, by count (not the layers named in `quantized`)."""
     counts: dict[str, int] = {}
     for n in graph.nodes:
-        if n.op not in ("quantize", "dequantize", *_HEAVY):
+        if n.op not in ("quantize", "dequantize", *_HEAVY) and n.name not in quantized:
             counts[n.op] = counts.get(n.op, 0) + 1
     return counts
 

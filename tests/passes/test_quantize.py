@@ -443,3 +443,32 @@ def test_quantize_takes_an_onnx_file_and_a_torch_module(mlp, tmp_path):
         ref = net(torch.from_numpy(x)).numpy()
     assert len(qt.quantization_report.quantized) == 2
     assert sqnr(ref, compiler.compile(qt, x)(x)) > 25
+
+
+class _Residual(nn.Module):
+    """conv -> relu -> conv -> relu -> conv, plus the block's input, relu, a 1x1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.c1 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.c2, self.head = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        h = self.stem(x).relu()
+        return self.head((self.c2(self.c1(h).relu()) + h).relu())
+
+
+def test_a_residual_add_runs_on_bytes_and_its_producers_requantize():
+    """Both operands of the residual add are quantized, so the add folds into qadd and the
+    conv producing one operand requantizes in its epilogue: no float add, conv or dequantize
+    is left between the stem and the head. The int8 model stays close to the float one."""
+    model = _Residual().eval()
+    data = batches((2, 3, 6, 6), 4)
+    q = compiler.quantize(model, data)
+    assert any(line.startswith("%add") for line in q.quantization_report.quantized)
+    fn = compiler.compile(q, data[0])
+    kinds = ops(fn.graph)
+    assert kinds["qadd"] == 1 and kinds["qconv2d"] == 4 and "add" not in kinds
+    assert "dequantize" not in kinds and "conv2d" not in kinds  # the head writes float
+    want = compiler.compile(model, data[0])(data[0])
+    assert sqnr(want, fn(data[0])) > 30
