@@ -3,11 +3,14 @@ the check every public function's arguments pass before any work is done."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import inspect
 import math
 import numbers
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -219,11 +222,12 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None,
         _warn_training_mode(model)
 
     def build(inputs):
-        graph = to_graph(model, *inputs)
-        if not _is_onnx(model):
-            ir.verify(graph)  # (load_onnx has just verified what it built)
-        optimized = _passes.optimize(graph, opt_level=opt_level, passes=passes)
-        return graph, compile_graph(optimized, **options)
+        with gc_paused():
+            graph = to_graph(model, *inputs)
+            if not _is_onnx(model):
+                ir.verify(graph)  # (load_onnx has just verified what it built)
+            optimized = _passes.optimize(graph, opt_level=opt_level, passes=passes)
+            return graph, compile_graph(optimized, **options)
 
     graph, fn = build(example_inputs)
     structure = output_structure(graph)  # forward()'s nesting, before passes copy the graph
@@ -238,6 +242,38 @@ def compile(model, *example_inputs, opt_level: int = 2, passes=None,
     if any(narrow_in) or any(narrow_out):
         fn = Converted(fn, narrow_in, narrow_out)
     return restructure(fn, structure)
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0  # compiles running with the collector paused by gc_paused
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Run a compile with Python's cyclic collector off, then collect the young generations
+    once. A compile allocates millions of short-lived objects (IR, llvmlite's LLVM IR
+    builder objects, which form cycles), and each automatic collection on the way walks
+    every object they have made so far, and, in full collections, the whole heap (torch's
+    too, when it is loaded): a third of ConvNeXt-T's warm compile (issue 13). The one
+    collection at the end walks only what the compile made and frees its garbage at once.
+    Nested and concurrent compiles leave the collector as the first one found it."""
+    global _gc_pausers
+    with _gc_lock:
+        if _gc_pausers == 0:
+            gc_paused.was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and gc_paused.was_enabled:
+                gc.enable()
+                gc.collect(1)
+
+
+gc_paused.was_enabled = True
 
 
 class Converted:

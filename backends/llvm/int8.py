@@ -304,8 +304,9 @@ def lower_qlinear(k: Kernel) -> None:
 def lower_qconv2d(k: Kernel) -> None:
     """The input to NHWC unsigned bytes (x ^ 0x80 for i8), im2col from it -- each window tap
     a run of C contiguous bytes, K in (kh, kw, c) order, padding the zero point -- the GEMM
-    into [pixels, O] scratch, then a transpose into NCHW. Groups > 1 (depthwise and grouped
-    convolutions): the direct kernel of `_grouped_conv`."""
+    into [pixels, O] scratch, then a transpose into NCHW. A 1x1 window with stride 1 and no
+    padding skips im2col: its NHWC rows, padded to kp, are A itself. Groups > 1 (depthwise
+    and grouped convolutions): the direct kernel of `_grouped_conv`."""
     x, out = k.inputs[0], k.outputs[0]
     _require_weights(k)
     if out.size == 0:
@@ -322,13 +323,24 @@ def lower_qconv2d(k: Kernel) -> None:
     kp = -(-kk // 4) * 4
     n_img, pixels = out.shape[0], out.shape[2] * out.shape[3]
     m = n_img * pixels
-    nhwc = k.new_scratch("u8", x.size)
-    _to_nhwc(k, x, nhwc)
-    cols = k.new_scratch("u8", m * kp)
-    _im2col(k, nhwc, cols, x.shape, w.shape, out.shape, kp)
+    if _pointwise(k, w.shape):
+        cols = k.new_scratch("u8", m * kp)
+        _to_nhwc(k, x, cols, kp)
+    else:
+        nhwc = k.new_scratch("u8", x.size)
+        _to_nhwc(k, x, nhwc, x.shape[1])
+        cols = k.new_scratch("u8", m * kp)
+        _im2col(k, nhwc, cols, x.shape, w.shape, out.shape, kp)
     c = k.new_scratch(out.dtype, m * o)
     _gemm(k, cols, kp, packed, comp, mult, c, m, o, kp, blk, has_vnni(k))
     _to_nchw(k, c, out, n_img, o, pixels)
+
+
+def _pointwise(k: Kernel, wshape) -> bool:
+    """A 1x1 window, stride 1, no padding: im2col's rows would be the NHWC pixels."""
+    a_ = k.attrs
+    return tuple(wshape[2:]) == (1, 1) and tuple(a_["stride"]) == (1, 1) and \
+        not any(a_["pad"])
 
 
 # ---- qconv2d with groups > 1: a direct kernel ------------------------------------------------
@@ -516,26 +528,47 @@ def lower_qmax_pool2d(k: Kernel) -> None:
     k.phase(n * c * oh, body, bufs=[xp, out], cost=out.size * kh * kw)
 
 
-def _to_nhwc(k: Kernel, x, dst) -> None:
-    """dst[n, y, x, c] = x[n, c, y, x] as unsigned bytes (^ 0x80 for i8)."""
+TILE = 64  # transposes move 64 x 64 element tiles: whole cache lines on both sides
+
+
+def _to_nhwc(k: Kernel, x, dst, ld: int) -> None:
+    """dst[n, y, x, c] = x[n, c, y, x] as unsigned bytes (^ 0x80 for i8), each pixel's row
+    `ld` >= C bytes long, zeros after its C channels. Tiled: a work item is one image's run
+    of TILE pixels; per TILE channels the source lines (TILE planes x TILE bytes) stay in L1
+    while the destination rows are written in order, so neither side walks memory one byte
+    per cache line."""
     n, c, h, wd = x.shape
+    hw = h * wd
     flip = const(I8, -128 if x.dtype == "i8" else 0)
+    blocks = -(-hw // TILE)
 
     def body(b: KBuilder, lo, hi, worker):
-        with b.loop(lo, hi, name="plane") as item:  # (n, c): one input plane
-            img, ch = b.udiv(item, b.i64(c)), b.urem(item, b.i64(c))
-            d0 = b.add(b.mul(img, b.i64(h * wd * c)), ch)
-            s0 = b.mul(item, b.i64(h * wd))
-            with b.loop(0, h * wd, name="p") as p:
-                v = b.xor(b.vload(x.ptr, b.add(s0, p), I8), flip)
-                b.vstore(v, dst.ptr, b.add(d0, b.mul(p, b.i64(c))))
+        with b.loop(lo, hi, name="tile", unroll=False) as item:
+            img, p0 = b.udiv(item, b.i64(blocks)), b.mul(b.urem(item, b.i64(blocks)), b.i64(TILE))
+            np_ = b.min_(b.sub(b.i64(hw), p0), TILE)
+            src = b.at(x.ptr, b.add(b.mul(img, b.i64(c * hw)), p0), I8)
+            d = b.at(dst.ptr, b.mul(b.add(b.mul(img, b.i64(hw)), p0), b.i64(ld)), I8)
+            with b.loop(0, c, TILE, name="c0", unroll=False) as c0:
+                nc = b.min_(b.sub(b.i64(c), c0), TILE)
+                with b.loop(0, np_, name="p", unroll=False) as p:
+                    s = b.at(src, b.add(b.mul(c0, b.i64(hw)), p), I8)
+                    dr = b.at(d, b.add(b.mul(p, b.i64(ld)), c0), I8)
+                    with b.loop(0, nc, name="ch") as ch:
+                        v = b.xor(b.vload(s, b.mul(ch, b.i64(hw)), I8), flip)
+                        b.vstore(v, dr, ch)
+            if ld > c:
+                with b.loop(0, np_, name="pp", unroll=False) as p, \
+                        b.loop(c, ld, name="z") as i:
+                    b.vstore(const(I8, 0), d, b.add(b.mul(p, b.i64(ld)), i))
 
-    k.phase(n * c, body, bufs=[x, dst], cost=x.size)
+    k.phase(n * blocks, body, bufs=[x, dst], cost=n * hw * ld)
 
 
 def _im2col(k: Kernel, src, dst, xshape, wshape, oshape, kp: int) -> None:
     """Row (n, oh, ow) of A from the NHWC bytes: per tap (kh, kw) the C channel bytes, or C
-    copies of the zero point (as the kernel sees it) outside the image; then zeros to kp."""
+    copies of the zero point (as the kernel sees it) outside the image; then zeros to kp.
+    Without column dilation a window row inside the image is kw * C contiguous bytes: one
+    copy instead of kw short ones (the 7x7 stem's C is 3)."""
     a_ = k.attrs
     _, c, h, wd = xshape
     _, _, kh, kw = wshape
@@ -543,47 +576,79 @@ def _im2col(k: Kernel, src, dst, xshape, wshape, oshape, kp: int) -> None:
     (sh, sw), (dh, dw), pad = a_["stride"], a_["dilation"], a_["pad"]
     zp = const(I8, a_["x_zero_point"] ^ (-128 if k.inputs[0].dtype == "i8" else 0))
 
+    def taps(b, s_row, d_row, row_in, x0):
+        """Window row ky tap by tap: each tap's C bytes, or the zero point outside."""
+        with b.loop(0, kw, name="kx") as kx:
+            ix = b.add(x0, b.mul(kx, b.i64(dw)))
+            inside = b.and_(row_in, b.icmp_unsigned("<", ix, b.i64(wd)))
+            dt = b.at(d_row, b.mul(kx, b.i64(c)), I8)
+            with b.if_else(inside, likely=True) as (then, other):
+                with then:
+                    s = b.at(s_row, b.mul(ix, b.i64(c)), I8)
+                    with b.loop(0, c, name="c") as ch:
+                        b.vstore(b.vload(s, ch, I8), dt, ch)
+                with other, b.loop(0, c, name="cz") as ch:
+                    b.vstore(zp, dt, ch)
+
     def body(b: KBuilder, lo, hi, worker):
         with b.loop(lo, hi, name="row") as row:
             img, p = b.udiv(row, b.i64(oh * ow)), b.urem(row, b.i64(oh * ow))
             y0 = b.sub(b.mul(b.udiv(p, b.i64(ow)), b.i64(sh)), b.i64(pad[0]))
             x0 = b.sub(b.mul(b.urem(p, b.i64(ow)), b.i64(sw)), b.i64(pad[1]))
             d = b.at(dst.ptr, b.mul(row, b.i64(kp)), I8)
-            with b.loop(0, kh * kw, name="tap") as tap:
-                iy = b.add(y0, b.mul(b.udiv(tap, b.i64(kw)), b.i64(dh)))
-                ix = b.add(x0, b.mul(b.urem(tap, b.i64(kw)), b.i64(dw)))
-                inside = b.and_(b.icmp_unsigned("<", iy, b.i64(h)),
-                                b.icmp_unsigned("<", ix, b.i64(wd)))
-                dt = b.at(d, b.mul(tap, b.i64(c)), I8)
-                with b.if_else(inside, likely=True) as (then, other):
-                    with then:
-                        pix = b.add(b.mul(img, b.i64(h)), iy)
-                        s = b.at(src.ptr, b.mul(b.add(b.mul(pix, b.i64(wd)), ix), b.i64(c)),
-                                 I8)
-                        with b.loop(0, c, name="c") as ch:
-                            b.vstore(b.vload(s, ch, I8), dt, ch)
-                    with other, b.loop(0, c, name="cz") as ch:
-                        b.vstore(zp, dt, ch)
+            with b.loop(0, kh, name="ky") as ky:
+                iy = b.add(y0, b.mul(ky, b.i64(dh)))
+                row_in = b.icmp_unsigned("<", iy, b.i64(h))
+                # the row's pixels; only dereferenced where row_in holds
+                s_row = b.at(src.ptr, b.mul(b.mul(b.add(b.mul(img, b.i64(h)), iy), b.i64(wd)),
+                                            b.i64(c)), I8)
+                d_row = b.at(d, b.mul(ky, b.i64(kw * c)), I8)
+                if dw != 1:
+                    taps(b, s_row, d_row, row_in, x0)
+                else:
+                    _run_or_taps(b, s_row, d_row, row_in, x0, wd, kw, c, taps)
             with b.loop(c * kh * kw, kp, name="pad") as i:
                 b.vstore(const(I8, 0), d, i)
 
     k.phase(oshape[0] * oh * ow, body, bufs=[src, dst], cost=oshape[0] * oh * ow * kp)
 
 
+def _run_or_taps(b, s_row, d_row, row_in, x0, wd: int, kw: int, c: int, taps) -> None:
+    """A window row wholly inside the image as one run of kw * C bytes, else tap by tap."""
+    whole = b.and_(row_in, b.and_(b.icmp_unsigned("<", x0, b.i64(wd)),
+                                  b.icmp_unsigned("<", b.add(x0, b.i64(kw - 1)), b.i64(wd))))
+    with b.if_else(whole, likely=True) as (then, other):
+        with then:
+            s = b.at(s_row, b.mul(x0, b.i64(c)), I8)
+            with b.loop(0, kw * c, name="run") as i:
+                b.vstore(b.vload(s, i, I8), d_row, i)
+        with other:
+            taps(b, s_row, d_row, row_in, x0)
+
+
 def _to_nchw(k: Kernel, src, out, n_img: int, o: int, pixels: int) -> None:
-    """out[n, o, p] = src[n * pixels + p, o]."""
+    """out[n, o, p] = src[n * pixels + p, o], tiled as `_to_nhwc`: per TILE x TILE tile the
+    source rows stay in L1 while each output plane gets a contiguous run."""
     el = out.elem
+    blocks = -(-pixels // TILE)
 
     def body(b: KBuilder, lo, hi, worker):
-        with b.loop(lo, hi, name="plane") as item:
-            img, ch = b.udiv(item, b.i64(o)), b.urem(item, b.i64(o))
-            s0 = b.add(b.mul(img, b.i64(pixels * o)), ch)
-            d0 = b.mul(item, b.i64(pixels))
-            with b.loop(0, pixels, name="p") as p:
-                v = b.vload(src.ptr, b.add(s0, b.mul(p, b.i64(o))), el)
-                b.vstore(v, out.ptr, b.add(d0, p))
+        with b.loop(lo, hi, name="tile", unroll=False) as item:
+            img, p0 = b.udiv(item, b.i64(blocks)), b.mul(b.urem(item, b.i64(blocks)), b.i64(TILE))
+            np_ = b.min_(b.sub(b.i64(pixels), p0), TILE)
+            s0 = b.mul(b.add(b.mul(img, b.i64(pixels)), p0), b.i64(o))
+            d0 = b.add(b.mul(img, b.i64(o * pixels)), p0)
+            with b.loop(0, o, TILE, name="o0", unroll=False) as o0:
+                no = b.min_(b.sub(b.i64(o), o0), TILE)
+                with b.loop(0, no, name="oc", unroll=False) as oc:
+                    ch = b.add(o0, oc)
+                    s = b.add(s0, ch)
+                    d = b.add(d0, b.mul(ch, b.i64(pixels)))
+                    with b.loop(0, np_, name="p") as p:
+                        v = b.vload(src.ptr, b.add(s, b.mul(p, b.i64(o))), el)
+                        b.vstore(v, out.ptr, b.add(d, p))
 
-    k.phase(n_img * o, body, bufs=[src, out], cost=n_img * o * pixels)
+    k.phase(n_img * blocks, body, bufs=[src, out], cost=n_img * o * pixels)
 
 
 def _pack_a(k: Kernel, x, dst, m: int, kk: int, kp: int, signed: bool) -> None:

@@ -59,7 +59,7 @@ def lower_max_pool(k: Kernel) -> None:
         b.vstore(acc, out.ptr, _at(b, win, plane, oh, ow))
 
     window_rows(k, win, src, k.lanes(out.dtype), tap, finish, [src, out],
-                cost=out.size * win.kh * win.kw)
+                cost=out.size * win.kh * win.kw, looped=True)  # tap ignores i, j
 
 
 def _at(b, win, plane, oh, ow):
@@ -107,7 +107,7 @@ def lower_avg_pool(k: Kernel) -> None:
         b.vstore(b.fdiv(acc, div), out.ptr, _at(b, win, plane, oh, ow))
 
     window_rows(k, win, src, k.lanes(out.dtype), tap, finish, [src, out, count],
-                cost=out.size * win.kh * win.kw)
+                cost=out.size * win.kh * win.kw, looped=True)  # tap ignores i, j
 
 
 @lowering("global_avg_pool")

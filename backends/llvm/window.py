@@ -12,6 +12,13 @@ no padded copy is made; it computes exactly what pad_phase + window_rows compute
 row of one plane; along the row, vectors of output columns (stride 1: contiguous loads;
 stride 2: two loads de-interleaved by a shuffle; larger strides: gathers), then a scalar
 remainder. The caller supplies what happens per window tap and per finished vector.
+
+Both unroll the window's taps, which is what makes small windows fast; but window_direct's
+code grows with taps x row runs x edge vectors, and a large dilated window (a 25x25 max pool
+over 60x80) took seconds to compile. So windows of more than UNROLL_TAPS taps never take
+the direct path, and window_rows loops over their taps at run time where the caller's tap
+does not depend on which tap it is (`looped=True`: pools): the code is then the same size
+for any window.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ from llvmlite import ir as llir
 from .builder import I1, I32, KBuilder, const, vec_type
 from .kernel import Buf, Kernel
 from .loops import vector_loop
+
+# Windows with more taps than this are not unrolled tap by tap in window_direct (its code
+# grows with taps x row runs x edge vectors), and loop over their taps in window_rows when
+# the caller allows it. 8x8 and smaller keep the unrolled kernels.
+UNROLL_TAPS = 64
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,10 @@ class Window:
     @property
     def padded(self) -> bool:
         return any(self.pad)
+
+    @property
+    def taps(self) -> int:
+        return self.kh * self.kw
 
 
 def pad_phase(k: Kernel, x: Buf, win: Window, fill: float) -> Buf:
@@ -109,11 +125,17 @@ def load_taps(b: KBuilder, row_ptr, col, sw: int, el, width: int):
 
 
 def window_rows(k: Kernel, win: Window, src: Buf, lanes: int,
-                tap: Callable, finish: Callable, bufs, cost: float) -> None:
+                tap: Callable, finish: Callable, bufs, cost: float,
+                looped: bool = False) -> None:
     """Items: (plane, output row). For each vector of output columns starting at `ow`:
     acc = None; acc = tap(b, acc, value, plane, kh, kw, width) for each window tap, then
-    finish(b, acc, plane, oh, ow, width) stores it."""
+    finish(b, acc, plane, oh, ow, width) stores it.
+
+    looped: the caller's tap does not use kh and kw, so a window of more than UNROLL_TAPS
+    taps may run its rows in a loop (kh, and kw in a loop too, are then i64 values); the
+    taps still combine in the same order, so the results are those of the unrolled kernel."""
     el = src.elem
+    run_time = looped and win.taps > UNROLL_TAPS
 
     def body(b: KBuilder, lo, hi, worker):
         with b.loop(lo, hi, name="item") as item:
@@ -121,25 +143,76 @@ def window_rows(k: Kernel, win: Window, src: Buf, lanes: int,
             oh = b.urem(item, b.i64(win.oh))
             base = b.at(src.ptr, b.mul(plane, b.i64(win.hp * win.wp)), el)
 
+            def load(i, j, ow, width):
+                row = b.add(b.mul(oh, b.i64(win.sh)), _times(b, i, win.dh))
+                rptr = b.at(base, b.mul(row, b.i64(win.wp)), el)
+                col = b.add(b.mul(ow, b.i64(win.sw)), _times(b, j, win.dw))
+                return load_taps(b, rptr, col, win.sw, el, width)
+
             def step(ow, width):
-                acc = None
-                for i in range(win.kh):
-                    row = b.add(b.mul(oh, b.i64(win.sh)), b.i64(i * win.dh))
-                    rptr = b.at(base, b.mul(row, b.i64(win.wp)), el)
-                    for j in range(win.kw):
-                        col = b.add(b.mul(ow, b.i64(win.sw)), b.i64(j * win.dw))
-                        acc = tap(b, acc, load_taps(b, rptr, col, win.sw, el, width),
-                                  plane, i, j, width)
+                if run_time:
+                    acc = _looped_taps(b, win, lambda i, j: load(i, j, ow, width),
+                                       lambda acc, v, i, j: tap(b, acc, v, plane, i, j, width))
+                else:
+                    acc = None
+                    for i in range(win.kh):
+                        for j in range(win.kw):
+                            acc = tap(b, acc, load(i, j, ow, width), plane, i, j, width)
                 finish(b, acc, plane, oh, ow, width)
 
-            vector_loop(b, b.i64(0), b.i64(win.ow), lanes, step)
+            if run_time and lanes < win.ow:
+                _overlapping_vectors(b, win.ow, lanes, step)
+            else:
+                vector_loop(b, b.i64(0), b.i64(win.ow), lanes, step)
 
     k.phase(win.n * win.c * win.oh, body, bufs=bufs, cost=cost)
 
 
+def _overlapping_vectors(b: KBuilder, n: int, lanes: int, step: Callable) -> None:
+    """step(at, lanes) over [0, n), n > lanes: full vectors, then one more ending at n that
+    overlaps the last of them instead of a scalar remainder (which, at every tap of a large
+    window, cost 2.7x the vectors' time). The overlapped outputs are computed again from the
+    same taps in the same order, so they are stored with the values they already hold; the
+    caller's items are whole rows, never shared between threads, and a pool's output never
+    aliases what it reads."""
+    with b.loop(0, n // lanes * lanes, lanes, name="v") as at:
+        step(at, lanes)
+    if n % lanes:
+        step(b.i64(n - lanes), lanes)
+
+
+def _times(b: KBuilder, index, scale: int):
+    """index * scale as an i64: folded here for a tap number, emitted for a loop counter."""
+    return b.i64(index * scale) if isinstance(index, int) else b.mul(index, b.i64(scale))
+
+
+def _looped_taps(b: KBuilder, win: Window, load: Callable, tap: Callable):
+    """The taps of one vector of outputs with the window's rows in a run-time loop (and its
+    columns too, for a row of more than UNROLL_TAPS), in the unrolled order: tap (0, 0)
+    starts the accumulator, as `acc is None` does there. A row of taps stays unrolled: a
+    loop around every single tap costs more than the tap (2.5x for an 8x8 max pool)."""
+
+    def row(i, acc, first_j: int):
+        if win.kw <= UNROLL_TAPS:
+            for j in range(first_j, win.kw):
+                acc = tap(acc, load(i, j), i, j)
+            return acc
+        slot = b.var(acc.type, acc, name="acc.row")
+        with b.loop(first_j, win.kw, name="kw", unroll=False) as j:
+            b.store(tap(b.get(slot, acc.type), load(i, j), i, j), slot)
+        return b.get(slot, acc.type)
+
+    first = row(0, tap(None, load(0, 0), 0, 0), 1)
+    acc = b.var(first.type, first, name="acc")
+    with b.loop(1, win.kh, name="kh", unroll=False) as i:
+        b.store(row(i, b.get(acc, first.type), 0), acc)
+    return b.get(acc, first.type)
+
+
 def direct_ok(k: Kernel, win: Window, dtype: str) -> bool:
-    """Whether window_direct handles this window (column stride 1 or 2, vector lanes)."""
-    return win.sw in (1, 2) and k.lanes(dtype) > 1
+    """Whether window_direct handles this window (column stride 1 or 2, vector lanes, at
+    most UNROLL_TAPS taps: its code grows with taps x row runs x edge vectors)."""
+    return win.sw in (1, 2) and k.lanes(dtype) > 1 and win.taps <= UNROLL_TAPS
 
 
 def _runs(values) -> list[tuple[int, int, object]]:

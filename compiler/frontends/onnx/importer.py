@@ -27,6 +27,9 @@ imports for inference with an `OnnxImportWarning` that names the nodes and says 
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import os
 import re
 import warnings
@@ -96,10 +99,13 @@ def _not_text(msg, path: str = "model") -> str | None:
     fields unchecked and hands invalid UTF-8 back as bytes, which no name may be."""
     from google.protobuf.descriptor import FieldDescriptor
 
-    for fd, value in msg.ListFields():
-        if fd.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
-            continue  # numbers and raw bytes (tensor data) need no look
-        repeated = not isinstance(value, (str, bytes)) and not hasattr(value, "ListFields")
+    # (compile time, issue 13) only string and message fields are read: ListFields would
+    # copy every tensor's raw_data out of the message (1.4 s for VGG-16's 550 MB)
+    for fd in _text_fields(msg.DESCRIPTOR):
+        repeated = fd.is_repeated
+        if not repeated and not msg.HasField(fd.name):
+            continue
+        value = getattr(msg, fd.name)
         items = list(enumerate(value)) if repeated else [(None, value)]
         for i, item in items:
             where = f"{path}.{fd.name}" + (f"[{i}]" if repeated else "")
@@ -110,6 +116,16 @@ def _not_text(msg, path: str = "model") -> str | None:
                 if found:
                     return found
     return None
+
+
+@functools.cache
+def _text_fields(descriptor) -> tuple:
+    """A message type's string and message fields, in field-number order (ListFields')."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    kinds = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE)
+    return tuple(sorted((fd for fd in descriptor.fields if fd.type in kinds),
+                        key=lambda fd: fd.number))
 
 
 MAX_OPSET = 21  # the newest opset the operator table follows
@@ -178,6 +194,7 @@ def load_onnx(model, input_shapes=None) -> ir.Graph:
     dimensions must agree with it. Raises OnnxImportError listing every unsupported operator
     and where it occurs; warns (OnnxImportWarning) about training-mode operators."""
     proto, where = _read(model)
+    _remember_signature(model, proto)
     if not proto.HasField("graph") or not proto.graph.output:
         raise OnnxImportError(f"{where}: the model has no graph outputs (an empty, corrupt or "
                               "truncated file?)")
@@ -458,7 +475,39 @@ def signature(model) -> tuple[dict[int, dict[int, str]], list, list]:
     that one callable serves every size of, and the numpy dtypes of the inputs and outputs
     where the file declares a type Lamina computes in a wider one (float16 and others, see
     builder.WIDER; None elsewhere)."""
-    proto, _ = _read(model, external_data=False)
+    known = _signatures.get(_file_key(model))
+    if known is not None:
+        return copy.deepcopy(known)  # the caller's to change
+    return _signature_of(_read(model, external_data=False)[0])
+
+
+# (compile time, issue 13) compile() asks for the signature of the file it has just
+# imported: load_onnx keeps it, so the file (hundreds of MB for VGG-16) is not read twice.
+_signatures: dict = {}
+
+
+def _file_key(model):
+    """A path's identity while unchanged (device, inode, size, modification time); None for
+    anything else."""
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    try:
+        st = os.stat(model)
+    except OSError:
+        return None
+    return os.path.abspath(model), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _remember_signature(model, proto) -> None:
+    key = _file_key(model)
+    _signatures.clear()  # one entry: the file compile() is importing
+    if key is not None:
+        # a malformed file: signature() reads it again and says so
+        with contextlib.suppress(Exception):
+            _signatures[key] = _signature_of(proto)
+
+
+def _signature_of(proto) -> tuple[dict[int, dict[int, str]], list, list]:
     inits = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
     dims: dict[int, dict[int, str]] = {}
