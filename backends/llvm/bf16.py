@@ -31,8 +31,6 @@ product or sum is a float32 subnormal: the instruction flushes those to zero.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 from llvmlite import ir as llir
 
@@ -40,7 +38,7 @@ from ir import LaminaError
 
 from .builder import F32, I32, I64, PTR, VOID, KBuilder, const, declare
 from .codegen import weight_recipe
-from .gemm import Blocking, blocks
+from .gemm import Blocking, packed_panels
 from .kernel import Kernel
 from .registry import lowering
 
@@ -421,44 +419,16 @@ def _to_nchw(k: Kernel, src, out, n_img: int, o: int, pixels: int) -> None:
 
 
 def _gemm(k, a_buf, lda, packed, bias, out, m, n, kw, blk, native) -> None:
-    mc, nc = blocks(SimpleNamespace(m=m, n=n, batch=1), blk, k.cg.num_threads)
-    n_ic, n_jc = -(-m // mc), -(-n // nc)
     has_bias = bias is not None
-    full = ukernel(k, blk, blk.mr, native, has_bias)
-    part = ukernel(k, blk, m % blk.mr, native, has_bias) if m % blk.mr else None
-    panel_words = kw * blk.nr
     null = llir.Constant(PTR, None)
 
-    def body(b: KBuilder, lo, hi, worker):
-        with b.loop(lo, hi, name="item") as item:
-            row0 = b.mul(b.udiv(item, b.i64(n_jc)), b.i64(mc))
-            col0 = b.mul(b.urem(item, b.i64(n_jc)), b.i64(nc))
-            row_end = b.min_(b.add(row0, b.i64(mc)), m)
-            ncols = b.min_(b.sub(b.i64(n), col0), nc)
-            with b.loop(0, b.ceil_div(ncols, blk.nr), name="jr", unroll=False) as jr:
-                col = b.add(col0, b.mul(jr, b.i64(blk.nr)))
-                nvalid = b.min_(b.sub(b.i64(n), col), blk.nr)
-                bpanel = b.at(packed.ptr, b.mul(b.udiv(col, b.i64(blk.nr)),
-                                                b.i64(panel_words)), I32)
-                bias_t = b.at(bias.ptr, col, F32) if has_bias else null
-                with b.loop(row0, row_end, blk.mr, name="ir", unroll=False) as row:
-                    args = [b.at(a_buf.ptr, b.mul(row, b.i64(lda)), I32), bpanel, b.i64(kw),
-                            b.i64(lda), b.at(out.ptr, b.add(b.mul(row, b.i64(n)), col), F32),
-                            b.i64(n), bias_t, nvalid]
-                    if part is None:
-                        b.call(full, args)
-                    else:
-                        _full_or_part(b, row, m, blk, full, part, args)
+    def tile_args(b: KBuilder, row, col, nvalid):
+        bpanel = b.at(packed.ptr, b.mul(b.udiv(col, b.i64(blk.nr)), b.i64(kw * blk.nr)), I32)
+        return [b.at(a_buf.ptr, b.mul(row, b.i64(lda)), I32), bpanel, b.i64(kw), b.i64(lda),
+                b.at(out.ptr, b.add(b.mul(row, b.i64(n)), col), F32), b.i64(n),
+                b.at(bias.ptr, col, F32) if has_bias else null, nvalid]
 
-    bufs = [a_buf, packed, out] + ([bias] if has_bias else [])
-    k.phase(n_ic * n_jc, body, bufs=bufs, cost=2.0 * m * n * kw * 2)
-
-
-def _full_or_part(b, row, m, blk, full, part, args) -> None:
-    """The tile kernel for MR rows, or the one for the last, shorter row tile."""
-    is_full = b.icmp_signed("<=", b.add(row, b.i64(blk.mr)), b.i64(m))
-    with b.if_else(is_full) as (then, other):
-        with then:
-            b.call(full, args)
-        with other:
-            b.call(part, args)
+    part = ukernel(k, blk, m % blk.mr, native, has_bias) if m % blk.mr else None
+    packed_panels(k, m, n, blk, ukernel(k, blk, blk.mr, native, has_bias), part, tile_args,
+                  [a_buf, packed, out] + ([bias] if has_bias else []),
+                  cost=2.0 * m * n * kw * 2)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from llvmlite import ir as llir
@@ -444,3 +445,41 @@ __all__ = [
     "panel_at",
     "scratch_for_b",
 ]
+
+
+def packed_panels(k: Kernel, m: int, n: int, blk: Blocking, full, part, tile_args,
+                  bufs, cost: float) -> None:
+    """The macro-kernel phase of a GEMM whose B is packed in NR-column panels (the int8 and
+    bfloat16 kernels): work items are (mc x nc) blocks; for each MR-row tile of each panel,
+    `tile_args(b, row, col, nvalid)` gives the micro-kernel's arguments, and `full` (MR
+    rows) or `part` (the last, shorter tile; None when MR divides m) runs them."""
+    mc, nc = blocks(SimpleNamespace(m=m, n=n, batch=1), blk, k.cg.num_threads)
+    n_jc = -(-n // nc)
+
+    def body(b: KBuilder, lo, hi, worker):
+        with b.loop(lo, hi, name="item") as item:
+            row0 = b.mul(b.udiv(item, b.i64(n_jc)), b.i64(mc))
+            col0 = b.mul(b.urem(item, b.i64(n_jc)), b.i64(nc))
+            row_end = b.min_(b.add(row0, b.i64(mc)), m)
+            ncols = b.min_(b.sub(b.i64(n), col0), nc)
+            with b.loop(0, b.ceil_div(ncols, blk.nr), name="jr", unroll=False) as jr:
+                col = b.add(col0, b.mul(jr, b.i64(blk.nr)))
+                nvalid = b.min_(b.sub(b.i64(n), col), blk.nr)
+                with b.loop(row0, row_end, blk.mr, name="ir", unroll=False) as row:
+                    args = tile_args(b, row, col, nvalid)
+                    if part is None:
+                        b.call(full, args)
+                    else:
+                        _full_or_part(b, row, m, blk, full, part, args)
+
+    k.phase(-(-m // mc) * n_jc, body, bufs=bufs, cost=cost)
+
+
+def _full_or_part(b: KBuilder, row, m: int, blk: Blocking, full, part, args) -> None:
+    """The tile kernel for MR rows, or the one for the last, shorter row tile."""
+    is_full = b.icmp_signed("<=", b.add(row, b.i64(blk.mr)), b.i64(m))
+    with b.if_else(is_full) as (then, other):
+        with then:
+            b.call(full, args)
+        with other:
+            b.call(part, args)

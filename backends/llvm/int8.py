@@ -35,7 +35,6 @@ with the same requantize. qadd is its definition's float32 operations, per eleme
 from __future__ import annotations
 
 import contextlib
-from types import SimpleNamespace
 
 import numpy as np
 from llvmlite import ir as llir
@@ -45,7 +44,7 @@ from ir.ops.quant import RANGES, broadcastable, multipliers
 
 from .builder import F32, I8, I32, I64, PTR, VOID, KBuilder, const, declare, lanes_of, vec_type
 from .elementwise import map_kernel
-from .gemm import Blocking, blocks
+from .gemm import Blocking, packed_panels
 from .kernel import Kernel
 from .loops import vector_loop
 from .registry import lowering
@@ -668,47 +667,17 @@ def _pack_a(k: Kernel, x, dst, m: int, kk: int, kp: int, signed: bool) -> None:
 
 
 def _gemm(k, a_buf, lda, packed, comp, mult, out, m, n, kp, blk, vnni) -> None:
-    mc, nc = blocks(SimpleNamespace(m=m, n=n, batch=1), blk, k.cg.num_threads)
-    n_ic, n_jc = -(-m // mc), -(-n // nc)
-    full = ukernel(k, blk, blk.mr, vnni)
-    part = ukernel(k, blk, m % blk.mr, vnni) if m % blk.mr else None
     out_el = F32 if out.dtype == "f32" else I8
-    panel_bytes = kp * blk.nr
 
-    def body(b: KBuilder, lo, hi, worker):
-        with b.loop(lo, hi, name="item") as item:
-            row0 = b.mul(b.udiv(item, b.i64(n_jc)), b.i64(mc))
-            col0 = b.mul(b.urem(item, b.i64(n_jc)), b.i64(nc))
-            row_end = b.min_(b.add(row0, b.i64(mc)), m)
-            ncols = b.min_(b.sub(b.i64(n), col0), nc)
-            with b.loop(0, b.ceil_div(ncols, blk.nr), name="jr", unroll=False) as jr:
-                col = b.add(col0, b.mul(jr, b.i64(blk.nr)))
-                nvalid = b.min_(b.sub(b.i64(n), col), blk.nr)
-                bpanel = b.at(packed.ptr, b.mul(b.udiv(col, b.i64(blk.nr)),
-                                                b.i64(panel_bytes)), I8)
-                cp, mp = b.at(comp.ptr, col, I32), b.at(mult.ptr, col, F32)
-                with b.loop(row0, row_end, blk.mr, name="ir", unroll=False) as row:
-                    args = [b.at(a_buf.ptr, b.mul(row, b.i64(lda)), I8), bpanel,
-                            b.i64(kp // 4), b.i64(lda),
-                            b.at(out.ptr, b.add(b.mul(row, b.i64(n)), col), out_el),
-                            b.i64(n), cp, mp, nvalid]
-                    if part is None:
-                        b.call(full, args)
-                    else:
-                        _full_or_part(b, row, m, blk, full, part, args)
+    def tile_args(b: KBuilder, row, col, nvalid):
+        bpanel = b.at(packed.ptr, b.mul(b.udiv(col, b.i64(blk.nr)), b.i64(kp * blk.nr)), I8)
+        return [b.at(a_buf.ptr, b.mul(row, b.i64(lda)), I8), bpanel, b.i64(kp // 4),
+                b.i64(lda), b.at(out.ptr, b.add(b.mul(row, b.i64(n)), col), out_el),
+                b.i64(n), b.at(comp.ptr, col, I32), b.at(mult.ptr, col, F32), nvalid]
 
-    k.phase(n_ic * n_jc, body, bufs=[a_buf, packed, comp, mult, out],
-            cost=2.0 * m * n * kp)
-
-
-def _full_or_part(b, row, m, blk, full, part, args) -> None:
-    """The tile kernel for MR rows, or the one for the last, shorter row tile."""
-    is_full = b.icmp_signed("<=", b.add(row, b.i64(blk.mr)), b.i64(m))
-    with b.if_else(is_full) as (then, other):
-        with then:
-            b.call(full, args)
-        with other:
-            b.call(part, args)
+    part = ukernel(k, blk, m % blk.mr, vnni) if m % blk.mr else None
+    packed_panels(k, m, n, blk, ukernel(k, blk, blk.mr, vnni), part, tile_args,
+                  [a_buf, packed, comp, mult, out], cost=2.0 * m * n * kp)
 
 
 # ---- qadd: the residual add of two quantized tensors ----------------------------------------
